@@ -16,18 +16,18 @@ import (
 // replay pages, stream messages and webhook bodies carry. Seq is assigned by
 // the Log; the other fields are set before Append.
 type Event struct {
-	Seq             uint64            `json:"seq"`
-	ID              string            `json:"id"`
-	Type            string            `json:"type"`
-	Source          string            `json:"source"`
-	Subject         string            `json:"subject,omitempty"`
-	Time            time.Time         `json:"time"`
-	DataContentType string            `json:"datacontenttype,omitempty"`
-	Data            json.RawMessage   `json:"data,omitempty"`
-	DataBase64      string            `json:"data_base64,omitempty"`
-	Extensions      map[string]string `json:"extensions,omitempty"`
+	Seq             uint64          `json:"seq"`
+	ID              string          `json:"id"`
+	Type            string          `json:"type"`
+	Source          string          `json:"source"`
+	Subject         string          `json:"subject,omitempty"`
+	Time            time.Time       `json:"time"`
+	DataContentType string          `json:"datacontenttype,omitempty"`
+	Data            json.RawMessage `json:"data,omitempty"`
+	DataBase64      string          `json:"data_base64,omitempty"`
+	Extensions      map[string]any  `json:"extensions,omitempty"`
 
-	enc []byte // headroom + encoded event without seq; see Encode
+	enc  []byte // headroom + encoded event without seq; see Encode
 	key  string // IdempotencyKey(Source, ID), set by Encode
 	hash uint64 // maphash of key, set by Encode
 }

@@ -28,7 +28,7 @@ type Ring struct {
 	// collision (odds ~1e-10 at full capacity) the older event loses its
 	// de-duplication, nothing else.
 	index  map[uint64]uint64
-	wake   chan struct{}     // closed on the next append; nil when nobody waits
+	wake   chan struct{} // closed on the next append; nil when nobody waits
 	closed bool
 	epoch  string
 	now    func() time.Time

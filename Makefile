@@ -1,0 +1,28 @@
+# eventgate developer targets. `make test` is what CI runs.
+GO ?= go
+FUZZTIME ?= 30s
+
+.PHONY: test run bench lint deps fuzz
+
+# deps installs what the tests need that Go does not bring: Debian's
+# chromium for the dashboard's browser tests (skipped when present).
+deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing chromium (Debian package) for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: deps
+	$(GO) test -race -timeout 15m ./...
+
+run:
+	$(GO) run .
+
+lint:
+	$(GO) vet ./...
+	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./... | tee bench.txt
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzPatternMatch -fuzztime $(FUZZTIME) ./store/

@@ -1,0 +1,315 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/eventgate/eventgate/gateway"
+	"github.com/eventgate/eventgate/store"
+)
+
+// eventInput is one event as clients post it (application/json).
+type eventInput struct {
+	ID      string          `json:"id" validate:"max=128"`
+	Type    string          `json:"type" validate:"required,max=128,eventtype,unreserved"`
+	Source  string          `json:"source" validate:"max=1024"`
+	Subject string          `json:"subject" validate:"max=1024"`
+	Time    string          `json:"time" validate:"omitempty,datetime=2006-01-02T15:04:05Z07:00"`
+	Data    json.RawMessage `json:"data" validate:"required"`
+}
+
+func (in *eventInput) event() store.Event {
+	e := store.Event{ID: in.ID, Type: in.Type, Source: in.Source, Subject: in.Subject, Data: in.Data}
+	e.Time = parseTime(in.Time)
+	return e
+}
+
+// parseTime parses an already validated RFC 3339 time; "" gives zero.
+func parseTime(s string) time.Time {
+	t, _ := time.Parse(time.RFC3339Nano, s)
+	return t.UTC()
+}
+
+// Content types of POST /v1/events.
+const (
+	ctJSON            = "application/json"
+	ctCloudEvent      = "application/cloudevents+json"
+	ctCloudEventBatch = "application/cloudevents-batch+json"
+)
+
+var bodyBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// readBody reads the whole body, at most maxBody bytes. A body over the
+// limit is a 413 problem, written here; ok is false then.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) bool {
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body exceeds the limit of %d bytes (--max-body)", s.cfg.MaxBody))
+		return false
+	case err != nil:
+		fail(w, http.StatusBadRequest, "could not read the request body: "+err.Error())
+		return false
+	}
+	return true
+}
+
+// postEvents handles POST /v1/events in every mode of the contract.
+func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	binary := r.Header.Get("ce-specversion") != "" && mediaType != ctCloudEvent && mediaType != ctCloudEventBatch
+	if !binary && (err != nil || (mediaType != ctJSON && mediaType != ctCloudEvent && mediaType != ctCloudEventBatch)) {
+		fail(w, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type must be %s, %s or %s, or a CloudEvents binary-mode request (ce-* headers)", ctJSON, ctCloudEvent, ctCloudEventBatch))
+		return
+	}
+	buf := bodyBufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer bodyBufs.Put(buf)
+	if !s.readBody(w, r, buf) {
+		s.metrics.rejected(1)
+		return
+	}
+	body := buf.Bytes()
+
+	var events []store.Event
+	var single bool
+	var p *Problem
+	switch {
+	case binary:
+		events, p = s.binaryCloudEvent(r.Header, mediaType, body)
+		single = true
+	case mediaType == ctCloudEvent:
+		events, p = s.decodeCloudEvents(body, false)
+		single = true
+	case mediaType == ctCloudEventBatch:
+		events, p = s.decodeCloudEvents(body, true)
+	default:
+		events, single, p = s.decodeEvents(body)
+	}
+	if p != nil {
+		s.metrics.rejected(max(1, len(events)))
+		writeProblem(w, *p)
+		return
+	}
+	s.publish(w, r.Context(), events, single, start)
+}
+
+// publish appends events and writes the contract's answer.
+func (s *Server) publish(w http.ResponseWriter, ctx context.Context, events []store.Event, single bool, start time.Time) {
+	out, err := s.cfg.Publisher.Publish(ctx, events, make([]store.Appended, 0, len(events)))
+	switch {
+	case errors.Is(err, gateway.ErrDraining):
+		w.Header().Set("Retry-After", "5")
+		fail(w, http.StatusServiceUnavailable, "the gateway is shutting down and accepts no new events")
+		return
+	case err != nil:
+		s.cfg.Logger.Error("publish failed", "err", err, "events", len(events))
+		fail(w, http.StatusInternalServerError, "the events could not be stored")
+		return
+	}
+	status, dups := http.StatusAccepted, 0
+	for _, a := range out {
+		if a.Duplicate {
+			dups++
+		}
+	}
+	if dups == len(out) {
+		status = http.StatusOK // nothing new: an idempotent repeat
+	}
+	s.metrics.ingested(len(out)-dups, dups, time.Since(start))
+	if single {
+		writeJSON(w, status, out[0])
+		return
+	}
+	writeJSON(w, status, struct {
+		Events []store.Appended `json:"events"`
+	}{out})
+}
+
+// decodeEvents decodes one event object or a batch array (application/json).
+func (s *Server) decodeEvents(body []byte) (events []store.Event, single bool, p *Problem) {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 {
+		return nil, false, badJSON("the body is empty; send an event object or an array of them")
+	}
+	if trimmed[0] != '[' {
+		var in eventInput
+		if p := s.decodeStrict(body, "", &in); p != nil {
+			return nil, true, p
+		}
+		return []store.Event{in.event()}, true, nil
+	}
+	var raws []json.RawMessage
+	if err := json.Unmarshal(body, &raws); err != nil {
+		return nil, false, badJSON(err.Error())
+	}
+	if p := s.checkBatchSize(len(raws)); p != nil {
+		return nil, false, p
+	}
+	events = make([]store.Event, len(raws))
+	var errs []FieldError
+	for i, raw := range raws {
+		var in eventInput
+		if p := s.decodeStrict(raw, "/"+strconv.Itoa(i), &in); p != nil {
+			if p.Status != http.StatusUnprocessableEntity {
+				return nil, false, p
+			}
+			errs = append(errs, p.Errors...)
+			continue
+		}
+		events[i] = in.event()
+	}
+	if errs != nil {
+		return nil, false, invalid(fmt.Sprintf("the batch was not stored: %d of %d events are invalid", countItems(errs), len(raws)), errs)
+	}
+	return events, false, nil
+}
+
+func (s *Server) checkBatchSize(n int) *Problem {
+	switch {
+	case n == 0:
+		return invalid("the batch is empty", []FieldError{{Field: "", Message: "must hold at least one event"}})
+	case n > s.cfg.MaxBatch:
+		return invalid(fmt.Sprintf("the batch holds %d events; at most %d are allowed (--max-batch)", n, s.cfg.MaxBatch),
+			[]FieldError{{Field: "", Message: fmt.Sprintf("must hold at most %d events", s.cfg.MaxBatch)}})
+	}
+	return nil
+}
+
+// decodeStrict decodes one JSON object into v, refusing unknown fields, and
+// validates it. Field paths in the problem start with prefix.
+func (s *Server) decodeStrict(raw []byte, prefix string, v any) *Problem {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if fe, ok := decodeFieldError(prefix, err); ok {
+			return invalid("the event is invalid", []FieldError{fe})
+		}
+		return badJSON(err.Error())
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return badJSON("unexpected data after the JSON value")
+	}
+	if err := s.validate.Struct(v); err != nil {
+		return invalid("the event is invalid", fieldErrors(prefix, err))
+	}
+	return nil
+}
+
+func badJSON(detail string) *Problem {
+	p := newProblem(http.StatusBadRequest, "the body is not valid JSON: "+detail)
+	p.Type, p.Title = problemBase+malformedJSON[0], malformedJSON[1]
+	return &p
+}
+
+func invalid(detail string, errs []FieldError) *Problem {
+	p := newProblem(http.StatusUnprocessableEntity, detail, errs...)
+	return &p
+}
+
+// countItems counts the distinct batch items ("/3/...") among errs.
+func countItems(errs []FieldError) int {
+	seen := map[string]bool{}
+	for _, e := range errs {
+		item, _, _ := strings.Cut(strings.TrimPrefix(e.Field, "/"), "/")
+		seen[item] = true
+	}
+	return len(seen)
+}
+
+// listEvents handles GET /v1/events (replay).
+func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var errs []FieldError
+	after, err := parseUint(q.Get("after"), 0)
+	if err != nil {
+		errs = append(errs, FieldError{Field: "after", Message: "must be a non-negative integer"})
+	}
+	limit, err := parseUint(q.Get("limit"), 100)
+	if err != nil || limit < 1 || limit > 1000 {
+		errs = append(errs, FieldError{Field: "limit", Message: "must be an integer from 1 to 1000"})
+	}
+	filter, err := store.ParseFilter(splitList(q["type"]))
+	if err != nil {
+		errs = append(errs, FieldError{Field: "type", Message: err.Error()})
+	}
+	if errs != nil {
+		fail(w, http.StatusBadRequest, "invalid query parameters", errs...)
+		return
+	}
+	page, err := s.cfg.Publisher.Log().Read(r.Context(), after, int(limit), filter, nil)
+	if err != nil {
+		s.cfg.Logger.Error("replay read failed", "err", err)
+		fail(w, http.StatusInternalServerError, "the log could not be read")
+		return
+	}
+	buf := bodyBufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer bodyBufs.Put(buf)
+	buf.WriteString(`{"events":[`)
+	for i, rec := range page.Records {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.Write(rec.JSON)
+	}
+	fmt.Fprintf(buf, `],"next":%d,"oldest":%d,"newest":%d,"epoch":%q`, page.Next, page.Oldest, page.Newest, page.Epoch)
+	if page.Gap != nil {
+		fmt.Fprintf(buf, `,"gap":{"from":%d,"to":%d}`, page.Gap.From, page.Gap.To)
+	}
+	buf.WriteString("}\n")
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(buf.Bytes())
+}
+
+// getEvent handles GET /v1/events/{seq}.
+func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
+	seq, err := strconv.ParseUint(r.PathValue("seq"), 10, 64)
+	if err != nil {
+		fail(w, http.StatusBadRequest, "seq must be a positive integer")
+		return
+	}
+	rec, err := s.cfg.Publisher.Log().Get(r.Context(), seq)
+	if errors.Is(err, store.ErrNotFound) {
+		fail(w, http.StatusNotFound, fmt.Sprintf("event %d was never stored or has been overwritten", seq))
+		return
+	}
+	if err != nil {
+		fail(w, http.StatusInternalServerError, "the log could not be read")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(rec.JSON)
+}
+
+func parseUint(s string, def uint64) (uint64, error) {
+	if s == "" {
+		return def, nil
+	}
+	return strconv.ParseUint(s, 10, 64)
+}
+
+// splitList splits repeatable, comma-separated query values.
+func splitList(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,88 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/eventgate/eventgate/store"
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// httpMetrics are the API's Prometheus metrics.
+type httpMetrics struct {
+	events    *prometheus.CounterVec
+	ingestDur prometheus.Histogram
+	requests  *prometheus.CounterVec
+	reqDur    *prometheus.HistogramVec
+}
+
+func newHTTPMetrics(reg prometheus.Registerer, log store.Log, capacity func() int) *httpMetrics {
+	m := &httpMetrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventgate_events_ingested_total",
+			Help: "Events received on POST /v1/events, by result: accepted (stored), duplicate (idempotent repeat), rejected (invalid or too large).",
+		}, []string{"result"}),
+		ingestDur: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "eventgate_ingest_duration_seconds",
+			Help:    "Time from request start to stored, per accepted POST /v1/events request.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
+		}),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventgate_http_requests_total",
+			Help: "HTTP requests by route pattern, method and status code.",
+		}, []string{"route", "method", "code"}),
+		reqDur: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "eventgate_http_request_duration_seconds",
+			Help:    "HTTP request duration by route pattern (streams excluded).",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"route"}),
+	}
+	bound := func(name, help string, f func(store.Bounds) uint64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return float64(f(log.Bounds())) })
+	}
+	reg.MustRegister(m.events, m.ingestDur, m.requests, m.reqDur,
+		bound("eventgate_buffer_oldest_seq", "Oldest seq still in the log (0 when empty).", func(b store.Bounds) uint64 { return b.Oldest }),
+		bound("eventgate_buffer_newest_seq", "Newest seq in the log (0 when empty).", func(b store.Bounds) uint64 { return b.Newest }),
+		bound("eventgate_buffer_events", "Events held in the log now.", func(b store.Bounds) uint64 {
+			if b.Newest == 0 {
+				return 0
+			}
+			return b.Newest - b.Oldest + 1
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "eventgate_buffer_capacity_events", Help: "Events the log holds at most (--buffer-size)."},
+			func() float64 { return float64(capacity()) }),
+	)
+	return m
+}
+
+func (m *httpMetrics) ingested(accepted, dups int, d time.Duration) {
+	m.events.WithLabelValues("accepted").Add(float64(accepted))
+	m.events.WithLabelValues("duplicate").Add(float64(dups))
+	m.ingestDur.Observe(d.Seconds())
+}
+
+func (m *httpMetrics) rejected(n int) { m.events.WithLabelValues("rejected").Add(float64(n)) }
+
+// instrument counts every request by chi route pattern and code.
+func (m *httpMetrics) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		next.ServeHTTP(ww, r)
+		route := "unmatched"
+		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
+			route = rc.RoutePattern()
+		}
+		code := ww.Status()
+		if code == 0 {
+			code = http.StatusOK
+		}
+		m.requests.WithLabelValues(route, r.Method, strconv.Itoa(code)).Inc()
+		if code != http.StatusSwitchingProtocols && ww.Header().Get("Content-Type") != "text/event-stream" {
+			m.reqDur.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		}
+	})
+}

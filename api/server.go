@@ -1,0 +1,125 @@
+// Package api translates HTTP into eventgate's gateway: chi routes,
+// validated request types, CloudEvents mapping, API keys, problem+json and
+// the WebSocket/SSE stream adapters.
+package api
+
+import (
+	"log/slog"
+	"net/http"
+
+	"github.com/eventgate/eventgate/gateway"
+	"github.com/eventgate/eventgate/web"
+	"github.com/go-chi/chi/v5"
+	"github.com/go-playground/validator/v10"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Defaults for zero Config fields.
+const (
+	DefaultMaxBody  = 1 << 20
+	DefaultMaxBatch = 1000
+)
+
+// Config wires a Server. Publisher is required; zero fields get defaults.
+type Config struct {
+	Publisher *gateway.Publisher
+	// Hub serves /v1/stream (required).
+	Hub *gateway.Hub
+	// Dispatcher serves /v1/webhooks (required).
+	Dispatcher *gateway.Dispatcher
+	// Capacity reports the log's capacity for metrics (nil: unknown, 0).
+	Capacity func() int
+	// Keys are the accepted API keys; none means the API is open.
+	Keys     []string
+	MaxBody  int64 // request body limit in bytes; default DefaultMaxBody
+	MaxBatch int   // events per batch; default DefaultMaxBatch
+	Logger   *slog.Logger
+	// Registry receives the API's metrics and is served on /metrics
+	// (default: a new registry).
+	Registry *prometheus.Registry
+}
+
+// Server is the HTTP face of the gateway. Create it with New; it is an
+// http.Handler safe for concurrent use.
+type Server struct {
+	cfg      Config
+	validate *validator.Validate
+	keys     keyring
+	metrics  *httpMetrics
+	router   chi.Router
+}
+
+// New returns a Server for cfg. It panics when Publisher, Hub or
+// Dispatcher is nil, a wiring mistake.
+func New(cfg Config) *Server {
+	if cfg.Publisher == nil || cfg.Hub == nil || cfg.Dispatcher == nil {
+		panic("api.New: Config.Publisher, Hub and Dispatcher are required")
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = DefaultMaxBody
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = DefaultMaxBatch
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	if cfg.Capacity == nil {
+		cfg.Capacity = func() int { return 0 }
+	}
+	s := &Server{cfg: cfg, validate: newValidator(), keys: newKeyring(cfg.Keys)}
+	s.metrics = newHTTPMetrics(cfg.Registry, cfg.Publisher.Log(), cfg.Capacity)
+	s.router = s.routes()
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.ServeHTTP(w, r) }
+
+func (s *Server) routes() chi.Router {
+	r := chi.NewRouter()
+	r.Use(s.metrics.instrument)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		fail(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		fail(w, http.StatusMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path)
+	})
+
+	r.Get("/healthz", s.healthz)
+	r.Get("/readyz", s.readyz)
+	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{Registry: s.cfg.Registry}))
+	r.Method(http.MethodGet, "/*", http.FileServerFS(web.Files()))
+
+	r.Route("/v1", func(r chi.Router) {
+		r.Group(func(r chi.Router) {
+			r.Use(s.keys.requireKey(false))
+			r.Post("/events", s.postEvents)
+			r.Get("/events", s.listEvents)
+			r.Get("/events/{seq}", s.getEvent)
+			s.webhookRoutes(r)
+		})
+		r.Group(func(r chi.Router) {
+			r.Use(s.keys.requireKey(true))
+			s.streamRoutes(r)
+		})
+	})
+	return r
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	if s.cfg.Publisher.Draining() {
+		w.Header().Set("Retry-After", "5")
+		fail(w, http.StatusServiceUnavailable, "draining: the gateway is shutting down")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}

@@ -1,0 +1,125 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/eventgate/eventgate/gateway"
+	"github.com/eventgate/eventgate/store"
+	"github.com/go-playground/validator/v10"
+)
+
+// newValidator returns the validator with eventgate's tags:
+//   - eventtype: a valid event type (store.ValidType)
+//   - unreserved: not under gateway.ReservedPrefix
+//   - pattern: a valid type pattern
+//
+// and JSON field names in errors.
+func newValidator() *validator.Validate {
+	v := validator.New(validator.WithRequiredStructEnabled())
+	v.RegisterTagNameFunc(func(f reflect.StructField) string {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" {
+			return ""
+		}
+		return name
+	})
+	must(v.RegisterValidation("eventtype", func(fl validator.FieldLevel) bool { return store.ValidType(fl.Field().String()) }))
+	must(v.RegisterValidation("unreserved", func(fl validator.FieldLevel) bool { return !gateway.IsReserved(fl.Field().String()) }))
+	must(v.RegisterValidation("pattern", func(fl validator.FieldLevel) bool {
+		_, err := store.ParsePattern(fl.Field().String())
+		return err == nil
+	}))
+	return v
+}
+
+func must(err error) {
+	if err != nil {
+		panic(err)
+	}
+}
+
+// fieldErrors maps a validator error to FieldErrors under prefix (e.g.
+// "/3" for batch item 3).
+func fieldErrors(prefix string, err error) []FieldError {
+	var verrs validator.ValidationErrors
+	if !errors.As(err, &verrs) {
+		return []FieldError{{Field: prefix, Message: err.Error()}}
+	}
+	out := make([]FieldError, 0, len(verrs))
+	for _, fe := range verrs {
+		// Namespace is "eventInput.type" or "webhookInput.types[2]".
+		path := fe.Namespace()
+		if _, rest, ok := strings.Cut(path, "."); ok {
+			path = rest
+		}
+		path = strings.NewReplacer("[", "/", "]", "", ".", "/").Replace(path)
+		out = append(out, FieldError{Field: prefix + "/" + path, Message: message(fe)})
+	}
+	return out
+}
+
+func message(fe validator.FieldError) string {
+	switch fe.Tag() {
+	case "required":
+		return "is required"
+	case "max":
+		if fe.Kind() == reflect.Slice || fe.Kind() == reflect.Map {
+			return fmt.Sprintf("must have at most %s items", fe.Param())
+		}
+		return fmt.Sprintf("must be at most %s characters", fe.Param())
+	case "min":
+		return fmt.Sprintf("must be at least %s", fe.Param())
+	case "eventtype":
+		return "must be 1-128 characters of dot-separated segments of [A-Za-z0-9_-] (e.g. order.created)"
+	case "unreserved":
+		return fmt.Sprintf("the %q prefix is reserved for the gateway's own events", gateway.ReservedPrefix)
+	case "pattern":
+		return "must be a type pattern: dot-separated segments of [A-Za-z0-9_-], '*' for one segment, a final '>' for one or more"
+	case "datetime":
+		return "must be an RFC 3339 timestamp (e.g. 2026-11-26T10:00:00Z)"
+	case "url", "http_url":
+		return "must be an absolute http or https URL"
+	case "oneof":
+		return "must be one of: " + fe.Param()
+	default:
+		return fmt.Sprintf("failed the %q check", fe.Tag())
+	}
+}
+
+// decodeFieldError turns a json.Decoder error on one value into a 422
+// FieldError when it is about a field (unknown field, wrong JSON type);
+// ok is false for syntax errors and the like, which are a 400.
+func decodeFieldError(prefix string, err error) (FieldError, bool) {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		field := te.Field
+		if field == "" {
+			return FieldError{Field: prefix, Message: fmt.Sprintf("must be a JSON object, not %s", te.Value)}, true
+		}
+		return FieldError{Field: prefix + "/" + strings.ReplaceAll(field, ".", "/"), Message: fmt.Sprintf("must be a JSON %s, not %s", jsonKind(te.Type), te.Value)}, true
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		name = strings.Trim(name, `"`)
+		return FieldError{Field: prefix + "/" + name, Message: "unknown field"}, true
+	}
+	return FieldError{}, false
+}
+
+func jsonKind(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Slice, reflect.Array:
+		return "array"
+	case reflect.Map, reflect.Struct:
+		return "object"
+	default:
+		return "number"
+	}
+}

@@ -1,0 +1,228 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// errHelp is returned by parseConfig after printing --help.
+var errHelp = errors.New("help requested")
+
+// config is everything the flags and GATEWAY_* variables set.
+type config struct {
+	Addr                string
+	APIKeys             []string
+	Insecure            bool
+	LogFormat           string
+	BufferSize          int
+	MaxBody             int64
+	MaxBatch            int
+	AllowPrivateTargets bool
+	RetrySchedule       []time.Duration
+	DeliveryTimeout     time.Duration
+	EndpointConcurrency int
+	MaxRetrying         int
+	DisableAfter        time.Duration
+	StreamQueue         int
+	ShutdownTimeout     time.Duration
+	Store               string
+	DebugAddr           string
+}
+
+// defaultRetrySchedule is the contract's --retry-schedule default.
+const defaultRetrySchedule = "5s,5m,30m,2h,5h,10h,10h"
+
+// parseConfig reads flags from args, then fills every flag not given on the
+// command line from its GATEWAY_* twin in getenv. Flags win over the
+// environment.
+func parseConfig(args []string, getenv func(string) string, out io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("eventgate", flag.ContinueOnError)
+	fs.SetOutput(out)
+	sched := defaultRetrySchedule
+	maxBody := byteSize(1 << 20)
+	keys := listFlag{}
+	envs := map[string]string{} // flag name -> env var
+
+	def := func(name, env string) { envs[name] = env }
+	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "listen address")
+	def("addr", "GATEWAY_ADDR")
+	fs.Var(&keys, "api-key", "`key` accepted as Authorization: Bearer <key> (repeatable; env: comma-separated)")
+	def("api-key", "GATEWAY_API_KEYS")
+	fs.BoolVar(&c.Insecure, "insecure", false, "allow a non-loopback --addr with no API key")
+	def("insecure", "GATEWAY_INSECURE")
+	fs.StringVar(&c.LogFormat, "log-format", "", "log format: text or json (default: text on a terminal, else json)")
+	def("log-format", "GATEWAY_LOG_FORMAT")
+	fs.IntVar(&c.BufferSize, "buffer-size", 100000, "ring buffer capacity, in events")
+	def("buffer-size", "GATEWAY_BUFFER_SIZE")
+	fs.Var(&maxBody, "max-body", "request body limit (bytes, or with KiB/MiB suffix) (default 1MiB)")
+	def("max-body", "GATEWAY_MAX_BODY")
+	fs.IntVar(&c.MaxBatch, "max-batch", 1000, "events per batch")
+	def("max-batch", "GATEWAY_MAX_BATCH")
+	fs.BoolVar(&c.AllowPrivateTargets, "allow-private-targets", false, "let webhooks reach loopback, private and link-local addresses")
+	def("allow-private-targets", "GATEWAY_ALLOW_PRIVATE_TARGETS")
+	fs.StringVar(&sched, "retry-schedule", defaultRetrySchedule, "comma-separated delays between delivery attempts, each jittered ±20%")
+	def("retry-schedule", "GATEWAY_RETRY_SCHEDULE")
+	fs.DurationVar(&c.DeliveryTimeout, "delivery-timeout", 10*time.Second, "timeout of one delivery attempt")
+	def("delivery-timeout", "GATEWAY_DELIVERY_TIMEOUT")
+	fs.IntVar(&c.EndpointConcurrency, "endpoint-concurrency", 8, "delivery requests in flight per webhook")
+	def("endpoint-concurrency", "GATEWAY_ENDPOINT_CONCURRENCY")
+	fs.IntVar(&c.MaxRetrying, "max-retrying", 10000, "deliveries waiting for a retry, per webhook")
+	def("max-retrying", "GATEWAY_MAX_RETRYING")
+	fs.DurationVar(&c.DisableAfter, "disable-after", 72*time.Hour, "continuous failure after which a webhook is disabled")
+	def("disable-after", "GATEWAY_DISABLE_AFTER")
+	fs.IntVar(&c.StreamQueue, "stream-queue", 10000, "events a stream client may lag before it is cut off")
+	def("stream-queue", "GATEWAY_STREAM_QUEUE")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "drain time on SIGTERM/SIGINT")
+	def("shutdown-timeout", "GATEWAY_SHUTDOWN_TIMEOUT")
+	fs.StringVar(&c.Store, "store", "memory", "event store: memory (ring buffer)")
+	def("store", "GATEWAY_STORE")
+	fs.StringVar(&c.DebugAddr, "debug-addr", "", "serve pprof on this loopback address (off when empty)")
+	def("debug-addr", "GATEWAY_DEBUG_ADDR")
+
+	fs.Usage = func() {
+		fmt.Fprintf(out, "eventgate: an event gateway (ingest, webhooks, streams).\n\nUsage: eventgate [flags]\n\nEvery flag has an environment twin, shown in brackets; a flag given on the command line wins.\n\n")
+		fs.VisitAll(func(f *flag.Flag) {
+			name, usage := flag.UnquoteUsage(f)
+			fmt.Fprintf(out, "  --%s %s\n    \t%s [%s]", f.Name, name, usage, envs[f.Name])
+			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "[]" && !strings.Contains(usage, "(default") {
+				fmt.Fprintf(out, " (default %s)", f.DefValue)
+			}
+			fmt.Fprintln(out)
+		})
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, errHelp
+		}
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	for name, env := range envs {
+		v := getenv(env)
+		if set[name] || v == "" {
+			continue
+		}
+		if name == "api-key" {
+			keys = nil // the env var is a comma-separated list
+		}
+		if err := fs.Set(name, v); err != nil {
+			return c, fmt.Errorf("%s=%q: %w", env, v, err)
+		}
+	}
+	c.APIKeys, c.MaxBody = keys, int64(maxBody)
+
+	var err error
+	if c.RetrySchedule, err = parseSchedule(sched); err != nil {
+		return c, fmt.Errorf("--retry-schedule: %w", err)
+	}
+	return c, c.check()
+}
+
+// check validates what flag types cannot.
+func (c config) check() error {
+	var errs []error
+	if c.LogFormat != "" && c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("--log-format must be text or json, not %q", c.LogFormat))
+	}
+	if c.BufferSize < 1 {
+		errs = append(errs, errors.New("--buffer-size must be at least 1"))
+	}
+	if c.MaxBatch < 1 || c.MaxBatch > c.BufferSize {
+		errs = append(errs, fmt.Errorf("--max-batch must be from 1 to --buffer-size (%d)", c.BufferSize))
+	}
+	if c.MaxBody < 1 {
+		errs = append(errs, errors.New("--max-body must be positive"))
+	}
+	if c.EndpointConcurrency < 1 || c.MaxRetrying < 1 || c.StreamQueue < 1 {
+		errs = append(errs, errors.New("--endpoint-concurrency, --max-retrying and --stream-queue must be at least 1"))
+	}
+	if c.DeliveryTimeout <= 0 || c.ShutdownTimeout <= 0 || c.DisableAfter <= 0 {
+		errs = append(errs, errors.New("--delivery-timeout, --shutdown-timeout and --disable-after must be positive"))
+	}
+	if c.Store != "memory" {
+		errs = append(errs, fmt.Errorf("--store %q is not available in this build; use memory", c.Store))
+	}
+	if len(c.APIKeys) == 0 && !c.Insecure && !isLoopback(c.Addr) {
+		errs = append(errs, fmt.Errorf("refusing to listen on %s with no API key: anyone who can reach it could use the API; set --api-key (or GATEWAY_API_KEYS), listen on 127.0.0.1, or pass --insecure", c.Addr))
+	}
+	if c.DebugAddr != "" && !isLoopback(c.DebugAddr) {
+		errs = append(errs, fmt.Errorf("--debug-addr %s must be a loopback address", c.DebugAddr))
+	}
+	return errors.Join(errs...)
+}
+
+// isLoopback reports whether addr's host is a loopback IP or localhost.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func parseSchedule(s string) ([]time.Duration, error) {
+	var out []time.Duration
+	for _, part := range strings.Split(s, ",") {
+		d, err := time.ParseDuration(strings.TrimSpace(part))
+		if err != nil {
+			return nil, err
+		}
+		if d <= 0 {
+			return nil, fmt.Errorf("delay %q must be positive", part)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// listFlag is a repeatable flag; one value may hold a comma-separated list.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(v string) error {
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l = append(*l, p)
+		}
+	}
+	return nil
+}
+
+// byteSize is a flag of bytes with an optional KiB/MiB/GiB (or KB/MB/GB) suffix.
+type byteSize int64
+
+func (b *byteSize) String() string { return strconv.FormatInt(int64(*b), 10) }
+func (b *byteSize) Set(v string) error {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if n, ok := strings.CutSuffix(v, u.suffix); ok {
+			v, mult = strings.TrimSpace(n), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("want a size such as 1048576 or 1MiB")
+	}
+	*b = byteSize(n * mult)
+	return nil
+}

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"time"
+
+	"github.com/eventgate/eventgate/api"
+	"github.com/eventgate/eventgate/gateway"
+	"github.com/eventgate/eventgate/store"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// HTTP server limits (the contract's body and batch limits are flags).
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 60 * time.Second
+	idleTimeout       = 120 * time.Second
+	maxHeaderBytes    = 64 << 10
+)
+
+// run starts the gateway and blocks until ctx ends, then shuts down in the
+// contract's order. It returns errHelp after --help, and an error when the
+// configuration is invalid or the listener cannot be bound.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := parseConfig(args, getenv, stdout)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg.LogFormat, stdout)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	ring := store.NewRing(cfg.BufferSize)
+	defer ring.Close()
+	pub := gateway.NewPublisher(ring)
+	hub := gateway.NewHub(ring, gateway.HubConfig{Queue: cfg.StreamQueue, Logger: logger, Registerer: reg})
+	disp := gateway.NewDispatcher(pub, gateway.DispatcherConfig{
+		Schedule:            cfg.RetrySchedule,
+		Timeout:             cfg.DeliveryTimeout,
+		Concurrency:         cfg.EndpointConcurrency,
+		MaxRetrying:         cfg.MaxRetrying,
+		DisableAfter:        cfg.DisableAfter,
+		AllowPrivateTargets: cfg.AllowPrivateTargets,
+		Logger:              logger,
+		Registerer:          reg,
+	})
+	srv := api.New(api.Config{
+		Publisher:  pub,
+		Hub:        hub,
+		Dispatcher: disp,
+		Capacity:   ring.Capacity,
+		Keys:       cfg.APIKeys,
+		MaxBody:    cfg.MaxBody,
+		MaxBatch:   cfg.MaxBatch,
+		Logger:     logger,
+		Registry:   reg,
+	})
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	httpSrv := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	// The components' lifetimes: each Run returns after its goroutines
+	// exit; run waits for all of them before it returns.
+	compCtx, stopComponents := context.WithCancel(context.Background())
+	defer stopComponents()
+	hubDone, dispDone := make(chan error, 1), make(chan error, 1)
+	go func() { hubDone <- hub.Run(compCtx) }()
+	go func() { dispDone <- disp.Run(compCtx) }()
+	defer func() {
+		stopComponents()
+		<-hubDone
+		<-dispDone
+	}()
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpSrv.Serve(ln) }()
+
+	var debugSrv *http.Server
+	if cfg.DebugAddr != "" {
+		if debugSrv, err = startDebug(cfg.DebugAddr, logger); err != nil {
+			_ = httpSrv.Close()
+			<-serveErr
+			return err
+		}
+	}
+
+	url := "http://" + ln.Addr().String()
+	logger.Info("eventgate listening", "addr", ln.Addr().String(), "dashboard", url+"/", "api", url+"/v1",
+		"store", cfg.Store, "buffer_size", cfg.BufferSize, "auth", len(cfg.APIKeys) > 0, "epoch", ring.Bounds().Epoch)
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+
+	// The contract's shutdown order.
+	logger.Info("shutting down", "timeout", cfg.ShutdownTimeout.String())
+	drainCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	_ = pub.Shutdown(drainCtx) // readyz 503, ingest 503; newest is now final
+	logger.Info("ingest stopped", "last_seq", ring.Bounds().Newest)
+	if err := hub.Shutdown(drainCtx); err != nil {
+		logger.Warn("streams not flushed in time", "err", err)
+	}
+	if err := disp.Shutdown(drainCtx); err != nil {
+		logger.Warn("deliveries not drained in time", "err", err)
+	}
+	if err := httpSrv.Shutdown(drainCtx); err != nil {
+		logger.Warn("http shutdown incomplete", "err", err)
+		_ = httpSrv.Close()
+	}
+	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
+		logger.Warn("serve ended", "err", err)
+	}
+	if debugSrv != nil {
+		_ = debugSrv.Close()
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+func newLogger(format string, w io.Writer) *slog.Logger {
+	if format == "" {
+		format = "json"
+		if isTerminal(w) {
+			format = "text"
+		}
+	}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, nil))
+	}
+	return slog.New(slog.NewJSONHandler(w, nil))
+}
+
+// startDebug serves pprof on its own loopback listener.
+func startDebug(addr string, logger *slog.Logger) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("debug listen on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout}
+	go func() {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			logger.Warn("debug server ended", "err", err)
+		}
+	}()
+	logger.Info("pprof listening", "addr", ln.Addr().String())
+	return srv, nil
+}
