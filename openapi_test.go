@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+)
+
+// TestOpenAPI checks that openapi.yaml is a valid OpenAPI 3.1 document whose
+// examples match their schemas, and that it still covers the whole contract.
+//
+// kin-openapi turns on JSON Schema 2020-12 validation by itself when the
+// document says "openapi: 3.1.x", so Validate needs no extra option for that.
+// It also validates examples by default.
+func TestOpenAPI(t *testing.T) {
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromFile("openapi.yaml")
+	if err != nil {
+		t.Fatalf("load openapi.yaml: %v", err)
+	}
+	if !doc.IsOpenAPI31OrLater() {
+		t.Fatalf("openapi = %q, want 3.1.x", doc.OpenAPI)
+	}
+	if err := doc.Validate(context.Background(), openapi3.EnableMultiError()); err != nil {
+		t.Fatalf("validate openapi.yaml: %v", err)
+	}
+
+	// Validate skips the JSON Schema "examples" keyword; check those too.
+	seen := map[*openapi3.Schema]bool{}
+	var checkExamples func(where string, ref *openapi3.SchemaRef)
+	checkExamples = func(where string, ref *openapi3.SchemaRef) {
+		if ref == nil || ref.Value == nil || seen[ref.Value] {
+			return
+		}
+		s := ref.Value
+		seen[s] = true
+		for i, ex := range s.Examples {
+			if err := s.VisitJSON(ex, openapi3.EnableJSONSchema2020()); err != nil {
+				t.Errorf("%s: examples[%d] does not match its schema: %v", where, i, err)
+			}
+		}
+		for name, p := range s.Properties {
+			checkExamples(where+".properties."+name, p)
+		}
+		checkExamples(where+".items", s.Items)
+		for _, group := range []openapi3.SchemaRefs{s.AllOf, s.AnyOf, s.OneOf} {
+			for i, sub := range group {
+				checkExamples(fmt.Sprintf("%s[%d]", where, i), sub)
+			}
+		}
+	}
+	for name, ref := range doc.Components.Schemas {
+		checkExamples("components.schemas."+name, ref)
+	}
+
+	// The contract's surface: every operation must stay documented.
+	wantOps := map[string][]string{
+		"/v1/events":                      {"GET", "POST"},
+		"/v1/events/{seq}":                {"GET"},
+		"/v1/stream":                      {"GET"},
+		"/v1/webhooks":                    {"GET", "POST"},
+		"/v1/webhooks/{id}":               {"DELETE", "GET", "PATCH"},
+		"/v1/webhooks/{id}/rotate-secret": {"POST"},
+		"/v1/webhooks/{id}/replay":        {"POST"},
+		"/v1/webhooks/{id}/deliveries":    {"GET"},
+		"/v1/webhooks/{id}/deliveries/{delivery_id}/retry": {"POST"},
+		"/v1/webhooks/{id}/deliveries/stream":              {"GET"},
+		"/healthz":                                         {"GET"},
+		"/readyz":                                          {"GET"},
+		"/metrics":                                         {"GET"},
+		"/":                                                {"GET"},
+	}
+	for path, methods := range wantOps {
+		item := doc.Paths.Value(path)
+		if item == nil {
+			t.Errorf("path %s is missing", path)
+			continue
+		}
+		for _, m := range methods {
+			if item.GetOperation(m) == nil {
+				t.Errorf("%s %s is missing", m, path)
+			}
+		}
+	}
+	if got, want := doc.Paths.Len(), len(wantOps); got != want {
+		t.Errorf("openapi.yaml has %d paths, want %d (update wantOps when the contract grows)", got, want)
+	}
+
+	for _, name := range []string{"event-delivery", "webhook-handshake"} {
+		if doc.Webhooks[name] == nil {
+			t.Errorf("webhooks.%s is missing", name)
+		}
+	}
+
+	// Every /v1 operation needs the bearer key; ops endpoints need none.
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			sec := doc.Security
+			if op.Security != nil {
+				sec = *op.Security
+			}
+			v1 := len(path) >= 4 && path[:4] == "/v1/"
+			hasBearer := slices.ContainsFunc(sec, func(r openapi3.SecurityRequirement) bool {
+				_, ok := r["bearerAuth"]
+				return ok
+			})
+			if v1 && !hasBearer {
+				t.Errorf("%s %s: no bearerAuth", method, path)
+			}
+			if !v1 && len(sec) != 0 {
+				t.Errorf("%s %s: want no security, got %v", method, path, sec)
+			}
+		}
+	}
+}
