@@ -68,8 +68,7 @@ function eventRow(e) {
         h('span', { class: 'seq' }, `#${e.seq}`),
         h('time', { datetime: e.time, title: e.time }, clock(e.time)),
         h('span', { class: 'type' }, e.type),
-        h('span', { class: 'src' }, e.source),
-        e.subject ? h('span', { class: 'subject' }, e.subject) : null),
+        h('span', { class: 'where' }, e.source, e.subject ? h('span', { class: 'subject' }, ` · ${e.subject}`) : null)),
       h('div', { class: 'event-body' },
         h('div', { class: 'event-meta' },
           h('span', {}, 'id ', h('code', {}, e.id)),
@@ -128,7 +127,7 @@ async function pollBuffer() {
     $('buffer-epoch').textContent = err instanceof ApiError ? `error ${err.status}` : 'unreachable';
     return null;
   } finally {
-    setTimeout(pollBuffer, 2000);
+    setTimeout(pollBuffer, 1000);
   }
 }
 

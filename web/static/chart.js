@@ -18,6 +18,12 @@ export class RateChart {
   add(n) {
     this.advance();
     this.buckets[SECONDS - 1] += n;
+    if (!this.frame) {
+      this.frame = requestAnimationFrame(() => {
+        this.frame = 0;
+        this.draw();
+      });
+    }
   }
 
   advance() {
