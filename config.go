@@ -63,7 +63,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	def("buffer-size", "GATEWAY_BUFFER_SIZE")
 	fs.Var(&maxBody, "max-body", "request body limit (bytes, or with KiB/MiB suffix) (default 1MiB)")
 	def("max-body", "GATEWAY_MAX_BODY")
-	fs.IntVar(&c.MaxBatch, "max-batch", 1000, "events per batch")
+	fs.IntVar(&c.MaxBatch, "max-batch", 1000, "events per batch (default capped at --buffer-size)")
 	def("max-batch", "GATEWAY_MAX_BATCH")
 	fs.BoolVar(&c.AllowPrivateTargets, "allow-private-targets", false, "let webhooks reach loopback, private and link-local addresses")
 	def("allow-private-targets", "GATEWAY_ALLOW_PRIVATE_TARGETS")
@@ -121,6 +121,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		}
 	}
 	c.APIKeys, c.MaxBody = keys, int64(maxBody)
+	if !set["max-batch"] && getenv(envs["max-batch"]) == "" {
+		c.MaxBatch = min(c.MaxBatch, c.BufferSize) // a small buffer caps the default
+	}
 
 	var err error
 	if c.RetrySchedule, err = parseSchedule(sched); err != nil {
