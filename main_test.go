@@ -148,7 +148,9 @@ func startRun(t *testing.T, args ...string) (string, *syncBuffer, func() error) 
 	out := &syncBuffer{lines: make(chan string, 100)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, append([]string{"--addr", "127.0.0.1:0", "--log-format", "json"}, args...), env(), out) }()
+	go func() {
+		done <- run(ctx, append([]string{"--addr", "127.0.0.1:0", "--log-format", "json"}, args...), env(), out)
+	}()
 	var addr string
 	deadline := time.After(10 * time.Second)
 	for addr == "" {
