@@ -103,6 +103,10 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, *p)
 		return
 	}
+	if !s.limiter.allow(w, r, len(events)) {
+		s.metrics.rejected(len(events))
+		return
+	}
 	s.publish(w, r.Context(), events, single, start)
 }
 
