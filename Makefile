@@ -24,5 +24,11 @@ lint:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./... | tee bench.txt
 
+# fuzz runs every fuzzer for FUZZTIME each; `make test` runs their seed
+# corpora (testdata/fuzz) as ordinary tests.
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzPatternMatch -fuzztime $(FUZZTIME) ./store/
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done

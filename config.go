@@ -30,6 +30,8 @@ type config struct {
 	MaxRetrying         int
 	DisableAfter        time.Duration
 	StreamQueue         int
+	MaxInflight         int
+	IngestRate          int
 	ShutdownTimeout     time.Duration
 	Store               string
 	DebugAddr           string
@@ -63,7 +65,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	def("buffer-size", "GATEWAY_BUFFER_SIZE")
 	fs.Var(&maxBody, "max-body", "request body limit (bytes, or with KiB/MiB suffix) (default 1MiB)")
 	def("max-body", "GATEWAY_MAX_BODY")
-	fs.IntVar(&c.MaxBatch, "max-batch", 1000, "events per batch")
+	fs.IntVar(&c.MaxBatch, "max-batch", 1000, "events per batch (default capped at --buffer-size)")
 	def("max-batch", "GATEWAY_MAX_BATCH")
 	fs.BoolVar(&c.AllowPrivateTargets, "allow-private-targets", false, "let webhooks reach loopback, private and link-local addresses")
 	def("allow-private-targets", "GATEWAY_ALLOW_PRIVATE_TARGETS")
@@ -79,6 +81,10 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	def("disable-after", "GATEWAY_DISABLE_AFTER")
 	fs.IntVar(&c.StreamQueue, "stream-queue", 10000, "events a stream client may lag before it is cut off")
 	def("stream-queue", "GATEWAY_STREAM_QUEUE")
+	fs.IntVar(&c.MaxInflight, "max-inflight", 1024, "API requests handled at once (streams excluded); more get 503 with Retry-After")
+	def("max-inflight", "GATEWAY_MAX_INFLIGHT")
+	fs.IntVar(&c.IngestRate, "ingest-rate", 0, "POST /v1/events requests per second per API key (per client IP when open); 0 = no limit")
+	def("ingest-rate", "GATEWAY_INGEST_RATE")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "drain time on SIGTERM/SIGINT")
 	def("shutdown-timeout", "GATEWAY_SHUTDOWN_TIMEOUT")
 	fs.StringVar(&c.Store, "store", "memory", "event store: memory (ring buffer)")
@@ -121,6 +127,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		}
 	}
 	c.APIKeys, c.MaxBody = keys, int64(maxBody)
+	if !set["max-batch"] && getenv(envs["max-batch"]) == "" {
+		c.MaxBatch = min(c.MaxBatch, c.BufferSize) // a small buffer caps the default
+	}
 
 	var err error
 	if c.RetrySchedule, err = parseSchedule(sched); err != nil {
@@ -144,8 +153,11 @@ func (c config) check() error {
 	if c.MaxBody < 1 {
 		errs = append(errs, errors.New("--max-body must be positive"))
 	}
-	if c.EndpointConcurrency < 1 || c.MaxRetrying < 1 || c.StreamQueue < 1 {
-		errs = append(errs, errors.New("--endpoint-concurrency, --max-retrying and --stream-queue must be at least 1"))
+	if c.EndpointConcurrency < 1 || c.MaxRetrying < 1 || c.StreamQueue < 1 || c.MaxInflight < 1 {
+		errs = append(errs, errors.New("--endpoint-concurrency, --max-retrying, --stream-queue and --max-inflight must be at least 1"))
+	}
+	if c.IngestRate < 0 {
+		errs = append(errs, errors.New("--ingest-rate must be 0 (off) or positive"))
 	}
 	if c.DeliveryTimeout <= 0 || c.ShutdownTimeout <= 0 || c.DisableAfter <= 0 {
 		errs = append(errs, errors.New("--delivery-timeout, --shutdown-timeout and --disable-after must be positive"))

@@ -103,6 +103,10 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, *p)
 		return
 	}
+	if !s.limiter.allow(w, r, len(events)) {
+		s.metrics.rejected(len(events))
+		return
+	}
 	s.publish(w, r.Context(), events, single, start)
 }
 
@@ -151,28 +155,40 @@ func (s *Server) decodeEvents(body []byte) (events []store.Event, single bool, p
 		}
 		return []store.Event{in.event()}, true, nil
 	}
-	var raws []json.RawMessage
-	if err := json.Unmarshal(body, &raws); err != nil {
+	// One pass over the array: each item is decoded where it stands, and
+	// every invalid item is reported, not just the first.
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if _, err := dec.Token(); err != nil { // '['
 		return nil, false, badJSON(err.Error())
 	}
-	if p := s.checkBatchSize(len(raws)); p != nil {
-		return nil, false, p
-	}
-	events = make([]store.Event, len(raws))
 	var errs []FieldError
-	for i, raw := range raws {
+	for i := 0; dec.More(); i++ {
+		if i == s.cfg.MaxBatch {
+			return nil, false, s.checkBatchSize(i + 1)
+		}
 		var in eventInput
-		if p := s.decodeStrict(raw, "/"+strconv.Itoa(i), &in); p != nil {
+		if p := s.decodeItem(dec, "/"+strconv.Itoa(i), &in); p != nil {
 			if p.Status != http.StatusUnprocessableEntity {
 				return nil, false, p
 			}
 			errs = append(errs, p.Errors...)
+			events = append(events, store.Event{})
 			continue
 		}
-		events[i] = in.event()
+		events = append(events, in.event())
+	}
+	if _, err := dec.Token(); err != nil { // ']'
+		return nil, false, badJSON(err.Error())
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, false, badJSON("unexpected data after the JSON value")
+	}
+	if p := s.checkBatchSize(len(events)); p != nil {
+		return nil, false, p
 	}
 	if errs != nil {
-		return nil, false, invalid(fmt.Sprintf("the batch was not stored: %d of %d events are invalid", countItems(errs), len(raws)), errs)
+		return nil, false, invalid(fmt.Sprintf("the batch was not stored: %d of %d events are invalid", countItems(errs), len(events)), errs)
 	}
 	return events, false, nil
 }
@@ -188,19 +204,29 @@ func (s *Server) checkBatchSize(n int) *Problem {
 	return nil
 }
 
-// decodeStrict decodes one JSON object into v, refusing unknown fields, and
-// validates it. Field paths in the problem start with prefix.
+// decodeStrict decodes one JSON object into v, refusing unknown fields and
+// trailing data, and validates it. Field paths start with prefix.
 func (s *Server) decodeStrict(raw []byte, prefix string, v any) *Problem {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
+	if p := s.decodeItem(dec, prefix, v); p != nil {
+		return p
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return badJSON("unexpected data after the JSON value")
+	}
+	return nil
+}
+
+// decodeItem decodes the decoder's next value into v and validates it.
+// An item that is valid JSON but the wrong shape is a 422 naming its
+// fields; the decoder can go on to the next item.
+func (s *Server) decodeItem(dec *json.Decoder, prefix string, v any) *Problem {
 	if err := dec.Decode(v); err != nil {
 		if fe, ok := decodeFieldError(prefix, err); ok {
 			return invalid("the event is invalid", []FieldError{fe})
 		}
 		return badJSON(err.Error())
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return badJSON("unexpected data after the JSON value")
 	}
 	if err := s.validate.Struct(v); err != nil {
 		return invalid("the event is invalid", fieldErrors(prefix, err))

@@ -17,6 +17,7 @@ type httpMetrics struct {
 	ingestDur prometheus.Histogram
 	requests  *prometheus.CounterVec
 	reqDur    *prometheus.HistogramVec
+	limited   *prometheus.CounterVec
 }
 
 func newHTTPMetrics(reg prometheus.Registerer, log store.Log, capacity func() int) *httpMetrics {
@@ -40,6 +41,11 @@ func newHTTPMetrics(reg prometheus.Registerer, log store.Log, capacity func() in
 			Buckets: prometheus.DefBuckets,
 		}, []string{"route"}),
 	}
+	m.limited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "eventgate_http_limited_total",
+		Help: "Requests refused by a limit: inflight (503, --max-inflight) or rate (429, --ingest-rate).",
+	}, []string{"limit"})
+	reg.MustRegister(m.limited)
 	bound := func(name, help string, f func(store.Bounds) uint64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return float64(f(log.Bounds())) })
 	}

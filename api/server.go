@@ -17,8 +17,9 @@ import (
 
 // Defaults for zero Config fields.
 const (
-	DefaultMaxBody  = 1 << 20
-	DefaultMaxBatch = 1000
+	DefaultMaxBody     = 1 << 20
+	DefaultMaxBatch    = 1000
+	DefaultMaxInflight = 1024
 )
 
 // Config wires a Server. Publisher is required; zero fields get defaults.
@@ -34,7 +35,13 @@ type Config struct {
 	Keys     []string
 	MaxBody  int64 // request body limit in bytes; default DefaultMaxBody
 	MaxBatch int   // events per batch; default DefaultMaxBatch
-	Logger   *slog.Logger
+	// MaxInflight caps API requests handled at once (streams excluded);
+	// more get 503 at once. Default DefaultMaxInflight.
+	MaxInflight int
+	// IngestRate limits POST /v1/events to this many events per second
+	// per API key (per client IP when open); 0 means no limit.
+	IngestRate int
+	Logger     *slog.Logger
 	// Registry receives the API's metrics and is served on /metrics
 	// (default: a new registry).
 	Registry *prometheus.Registry
@@ -48,6 +55,7 @@ type Server struct {
 	keys     keyring
 	metrics  *httpMetrics
 	router   chi.Router
+	limiter  *ingestLimiter // nil when ingest is not rate limited
 }
 
 // New returns a Server for cfg. It panics when Publisher, Hub or
@@ -62,6 +70,9 @@ func New(cfg Config) *Server {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = DefaultMaxBatch
 	}
+	if cfg.MaxInflight <= 0 {
+		cfg.MaxInflight = DefaultMaxInflight
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -73,6 +84,9 @@ func New(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, validate: newValidator(), keys: newKeyring(cfg.Keys)}
 	s.metrics = newHTTPMetrics(cfg.Registry, cfg.Publisher.Log(), cfg.Capacity)
+	if cfg.IngestRate > 0 {
+		s.limiter = newIngestLimiter(cfg.IngestRate, cfg.MaxBatch, s.metrics.limited.WithLabelValues("rate"))
+	}
 	s.router = s.routes()
 	return s
 }
@@ -97,6 +111,7 @@ func (s *Server) routes() chi.Router {
 
 	r.Route("/v1", func(r chi.Router) {
 		r.Group(func(r chi.Router) {
+			r.Use(inflightLimit(s.cfg.MaxInflight, s.metrics.limited.WithLabelValues("inflight")))
 			r.Use(s.keys.requireKey(false))
 			r.Post("/events", s.postEvents)
 			r.Get("/events", s.listEvents)

@@ -6,6 +6,7 @@ package store
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"hash/maphash"
 	"strconv"
 	"sync"
@@ -38,37 +39,80 @@ const seqHeadroom = len(`{"seq":18446744073709551615,`)
 // keySeed seeds the idempotency index's hashes for the process lifetime.
 var keySeed = maphash.MakeSeed()
 
-var encoders = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+var encoders = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // Encode encodes e once, ready for Append to stamp its seq in place, and
 // computes its idempotency key. Append calls it for events not yet encoded;
 // callers may call it earlier (outside any lock) to move the cost off the
-// append path. An encoded Event belongs to one Append: its bytes become the
-// stored record and must not be appended again. Fields changed after Encode
-// are not seen by Append.
+// append path. Data must be valid JSON (as decoding a request guarantees);
+// it is kept as given, except that line breaks are compacted away so that
+// every encoded event is one line (NDJSON, SSE). An encoded Event belongs to
+// one Append: its bytes become the stored record and must not be appended
+// again. Fields changed after Encode are not seen by Append.
 func (e *Event) Encode() error {
 	if e.enc != nil {
 		return nil
 	}
-	buf := encoders.Get().(*bytes.Buffer)
-	defer encoders.Put(buf)
-	buf.Reset()
-	enc := json.NewEncoder(buf)
-	enc.SetEscapeHTML(false)
-	seq := e.Seq
-	e.Seq = 0
-	err := enc.Encode(e)
-	e.Seq = seq
-	if err != nil {
-		return err
+	bp := encoders.Get().(*[]byte)
+	defer encoders.Put(bp)
+	b := append((*bp)[:0], make([]byte, seqHeadroom)...)
+	b = appendField(b, `"id":`, e.ID)
+	b = appendField(b, `,"type":`, e.Type)
+	b = appendField(b, `,"source":`, e.Source)
+	if e.Subject != "" {
+		b = appendField(b, `,"subject":`, e.Subject)
 	}
-	// buf is `{"seq":0,"id":...}\n`: keep `"id":...}` behind the headroom.
-	body := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))[len(`{"seq":0,`):]
-	e.enc = make([]byte, seqHeadroom+len(body))
-	copy(e.enc[seqHeadroom:], body)
+	b = append(b, `,"time":"`...)
+	b = e.Time.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	if e.DataContentType != "" {
+		b = appendField(b, `,"datacontenttype":`, e.DataContentType)
+	}
+	if e.Data != nil {
+		b = append(b, `,"data":`...)
+		if bytes.ContainsAny(e.Data, "\r\n") {
+			var c bytes.Buffer
+			if err := json.Compact(&c, e.Data); err != nil {
+				return fmt.Errorf("data: %w", err)
+			}
+			b = append(b, c.Bytes()...)
+		} else {
+			b = append(b, e.Data...)
+		}
+	}
+	if e.DataBase64 != "" {
+		b = appendField(b, `,"data_base64":`, e.DataBase64)
+	}
+	if len(e.Extensions) > 0 {
+		ext, err := json.Marshal(e.Extensions)
+		if err != nil {
+			return fmt.Errorf("extensions: %w", err)
+		}
+		b = append(b, `,"extensions":`...)
+		b = append(b, ext...)
+	}
+	b = append(b, '}')
+	*bp = b
+	e.enc = bytes.Clone(b)
 	e.key = IdempotencyKey(e.Source, e.ID)
 	e.hash = maphash.String(keySeed, e.key)
 	return nil
+}
+
+// appendField appends name and s as a JSON string. Plain printable ASCII
+// (the usual id, type and source) is copied as is; anything else is
+// escaped by encoding/json.
+func appendField(b []byte, name, s string) []byte {
+	b = append(b, name...)
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // stamp writes `{"seq":N,` into the headroom and returns the complete JSON.

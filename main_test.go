@@ -1,0 +1,247 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// env returns a getenv over the given pairs.
+func env(kv ...string) func(string) string {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) string { return m[k] }
+}
+
+func TestParseConfigDefaults(t *testing.T) {
+	c, err := parseConfig(nil, env(), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != "127.0.0.1:8080" || c.BufferSize != 100000 || c.MaxBody != 1<<20 || c.MaxBatch != 1000 ||
+		c.DeliveryTimeout != 10*time.Second || c.EndpointConcurrency != 8 || c.MaxRetrying != 10000 ||
+		c.DisableAfter != 72*time.Hour || c.StreamQueue != 10000 || c.ShutdownTimeout != 30*time.Second || c.Store != "memory" {
+		t.Fatalf("defaults = %+v", c)
+	}
+	var total time.Duration
+	for _, d := range c.RetrySchedule {
+		total += d
+	}
+	if len(c.RetrySchedule) != 7 || total != 27*time.Hour+35*time.Minute+5*time.Second {
+		t.Fatalf("retry schedule = %v (%v in all)", c.RetrySchedule, total)
+	}
+}
+
+func TestParseConfigEnvAndFlags(t *testing.T) {
+	c, err := parseConfig([]string{"--buffer-size", "50", "--api-key", "a", "--api-key", "b"},
+		env("GATEWAY_BUFFER_SIZE", "999", "GATEWAY_MAX_BATCH", "7", "GATEWAY_MAX_BODY", "64KiB", "GATEWAY_API_KEYS", "x,y",
+			"GATEWAY_RETRY_SCHEDULE", "1s, 2s", "GATEWAY_ADDR", "0.0.0.0:9", "GATEWAY_INSECURE", "true"), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BufferSize != 50 || c.MaxBatch != 7 || c.MaxBody != 64<<10 || strings.Join(c.APIKeys, ",") != "a,b" ||
+		len(c.RetrySchedule) != 2 || c.Addr != "0.0.0.0:9" || !c.Insecure {
+		t.Fatalf("config = %+v (flags must win over env)", c)
+	}
+	c, err = parseConfig(nil, env("GATEWAY_API_KEYS", "x, y"), io.Discard)
+	if err != nil || strings.Join(c.APIKeys, ",") != "x,y" {
+		t.Fatalf("keys from env = %v, %v", c.APIKeys, err)
+	}
+}
+
+func TestParseConfigRefuses(t *testing.T) {
+	cases := map[string][]string{
+		"no key":               {"--addr", "0.0.0.0:8080"},
+		"bad format":           {"--log-format", "xml"},
+		"batch over buffer":    {"--buffer-size", "10", "--max-batch", "11"},
+		"bad schedule":         {"--retry-schedule", "5s,soon"},
+		"negative delay":       {"--retry-schedule", "-5s"},
+		"bad size":             {"--max-body", "lots"},
+		"unknown store":        {"--store", "redis"},
+		"public debug":         {"--debug-addr", "0.0.0.0:6060"},
+		"stray argument":       {"serve"},
+		"zero stream queue":    {"--stream-queue", "0"},
+		"nonpositive timeout":  {"--delivery-timeout", "0s"},
+		"unknown flag":         {"--nope"},
+		"negative buffer size": {"--buffer-size", "-1"},
+	}
+	for name, args := range cases {
+		if _, err := parseConfig(args, env(), io.Discard); err == nil {
+			t.Errorf("%s: %v accepted", name, args)
+		}
+	}
+	_, err := parseConfig([]string{"--addr", "0.0.0.0:8080"}, env(), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--insecure") || !strings.Contains(err.Error(), "--api-key") {
+		t.Fatalf("non-loopback refusal should say how to proceed: %v", err)
+	}
+	for _, ok := range [][]string{{"--addr", "0.0.0.0:8080", "--insecure"}, {"--addr", "0.0.0.0:8080", "--api-key", "k"}, {"--addr", "localhost:0"}, {"--addr", "[::1]:0"}} {
+		if _, err := parseConfig(ok, env(), io.Discard); err != nil {
+			t.Errorf("%v refused: %v", ok, err)
+		}
+	}
+}
+
+func TestHelpListsEveryFlagWithItsEnvTwin(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"--help"}, env(), &out); !errors.Is(err, errHelp) {
+		t.Fatalf("run --help = %v, want errHelp", err)
+	}
+	for _, f := range []string{"addr", "api-key", "insecure", "log-format", "buffer-size", "max-body", "max-batch",
+		"allow-private-targets", "retry-schedule", "delivery-timeout", "endpoint-concurrency", "max-retrying",
+		"disable-after", "stream-queue", "shutdown-timeout", "store", "debug-addr", "max-inflight", "ingest-rate"} {
+		twin := "GATEWAY_" + strings.ToUpper(strings.ReplaceAll(f, "-", "_"))
+		if f == "api-key" {
+			twin = "GATEWAY_API_KEYS"
+		}
+		if !strings.Contains(out.String(), "--"+f+" ") || !strings.Contains(out.String(), "["+twin+"]") {
+			t.Errorf("--help lacks --%s or [%s]", f, twin)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger and the test to share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+	// lines receives each complete line as it is written.
+	lines chan string
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.Write(p)
+	sc := bufio.NewScanner(bytes.NewReader(p))
+	for sc.Scan() {
+		select {
+		case b.lines <- sc.Text():
+		default:
+		}
+	}
+	return len(p), nil
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// startRun runs the gateway on a free port and returns its base URL and a
+// function that stops it (as SIGTERM does) and returns run's error.
+func startRun(t *testing.T, args ...string) (string, *syncBuffer, func() error) {
+	t.Helper()
+	out := &syncBuffer{lines: make(chan string, 100)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, append([]string{"--addr", "127.0.0.1:0", "--log-format", "json"}, args...), env(), out)
+	}()
+	var addr string
+	deadline := time.After(10 * time.Second)
+	for addr == "" {
+		select {
+		case line := <-out.lines:
+			var rec struct{ Msg, Addr, Dashboard string }
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "eventgate listening" {
+				if rec.Dashboard != "http://"+rec.Addr+"/" {
+					t.Errorf("start line names dashboard %q for addr %q", rec.Dashboard, rec.Addr)
+				}
+				addr = rec.Addr
+			}
+		case err := <-done:
+			cancel()
+			t.Fatalf("run ended before listening: %v\n%s", err, out)
+		case <-deadline:
+			cancel()
+			t.Fatalf("no start line in 10s:\n%s", out)
+		}
+	}
+	var once sync.Once
+	var runErr error
+	stop := func() error {
+		once.Do(func() { cancel(); runErr = <-done })
+		return runErr
+	}
+	t.Cleanup(func() { _ = stop() })
+	return "http://" + addr, out, stop
+}
+
+func TestRunServesAndShutsDown(t *testing.T) {
+	base, out, stop := startRun(t, "--buffer-size", "100")
+	resp, err := http.Post(base+"/v1/events", "application/json", strings.NewReader(`{"type":"order.created","data":{"n":1}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST = %d", resp.StatusCode)
+	}
+	for _, path := range []string{"/healthz", "/readyz", "/metrics", "/", "/v1/events/1"} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s = %d", path, resp.StatusCode)
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("run returned %v after shutdown, want nil", err)
+	}
+	log := out.String()
+	for _, want := range []string{`"msg":"shutting down"`, `"msg":"ingest stopped","last_seq":1`, `"msg":"stopped"`} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %s:\n%s", want, log)
+		}
+	}
+	if _, err := http.Get(base + "/healthz"); err == nil {
+		t.Fatal("still serving after run returned")
+	}
+}
+
+func TestRunRequiresKeyWhenConfigured(t *testing.T) {
+	base, _, _ := startRun(t, "--api-key", "s3cret")
+	resp, err := http.Get(base + "/v1/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("no key: %d, want 401", resp.StatusCode)
+	}
+	req, _ := http.NewRequest(http.MethodGet, base+"/v1/events", nil)
+	req.Header.Set("Authorization", "Bearer s3cret")
+	resp, err = http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("with key: %d, want 200", resp.StatusCode)
+	}
+}
+
+func TestRunRefusesBusyAddress(t *testing.T) {
+	base, _, _ := startRun(t)
+	addr := strings.TrimPrefix(base, "http://")
+	err := run(context.Background(), []string{"--addr", addr}, env(), io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "listen") {
+		t.Fatalf("second run on %s = %v, want a listen error", addr, err)
+	}
+}
