@@ -104,7 +104,7 @@ func (b *browser) open(t *testing.T, url string, width, height int64, allow ...s
 			}
 			switch m.Type {
 			case chromedp.ConsoleError, chromedp.ConsoleWarning, chromedp.ConsoleException:
-				if m.Source == "" || !p.isAllowed(m.Text) {
+				if m.Source == "" || !p.isAllowed(m.Text+" "+m.URL) {
 					p.problem(fmt.Sprintf("%s %s:%d (%s)", m, m.URL, m.Line+1, m.Source))
 				}
 			}
@@ -188,6 +188,18 @@ func (p *page) text(id string) string {
 func (p *page) setValue(id, v string) {
 	p.t.Helper()
 	p.run(chromedp.SetValue(chromedp.ID(id), v))
+}
+
+// settle waits for two animation frames, so that a change of viewport or
+// colour scheme is laid out and drawn.
+func (p *page) settle() {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+	defer cancel()
+	_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))`, chromedp.EvalAwaitPromise))
+	if err != nil {
+		p.t.Fatalf("settle: %v", err)
+	}
 }
 
 // darkMode switches prefers-color-scheme.

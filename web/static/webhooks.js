@@ -10,6 +10,7 @@ const cards = new Map(); // id -> card
 let selected = ''; // id whose delivery log is open
 let tail = null; // {id, abort, live}
 let pollTimer = 0;
+let tailMissing = false; // the gateway has no delivery tail: poll only
 
 export function startWebhooks() {
   $('wh-form').addEventListener('submit', register);
@@ -109,11 +110,11 @@ function makeCard(wh) {
         h('thead', {}, h('tr', {},
           h('th', { scope: 'col' }, 'Status'),
           h('th', { scope: 'col' }, 'Seq'),
-          h('th', { scope: 'col' }, 'Attempts'),
+          h('th', { scope: 'col', class: 'num' }, 'Attempts'),
           h('th', { scope: 'col' }, 'Code'),
           h('th', { scope: 'col' }, 'Last error'),
           h('th', { scope: 'col' }, 'Last attempt'),
-          h('th', { scope: 'col' }, 'Took'),
+          h('th', { scope: 'col', class: 'num' }, 'Took'),
           h('th', { scope: 'col' }, h('span', { class: 'sr-only' }, 'Actions')))),
         c.rows)),
     c.logEmpty);
@@ -154,13 +155,15 @@ function update(c, wh) {
   const w = s.mean_time_in_system_ms ?? 0;
   const l = s.in_system ?? 0;
   const pred = (lam * w) / 1000;
-  c.lambda.value.textContent = num(lam, 1);
+  c.lambda.value.textContent = num(lam, lam > 0 && lam < 1 ? 2 : 1);
   c.w.value.textContent = num(w, w < 10 ? 1 : 0);
   c.l.value.textContent = num(l);
-  c.lw.value.textContent = num(pred, 1);
+  c.lw.value.textContent = num(pred, pred > 0 && pred < 1 ? 2 : 1);
   const scale = Math.max(l, pred, 1);
   c.barL.style.width = `${(100 * l) / scale}%`;
   c.barLW.style.width = `${(100 * pred) / scale}%`;
+  // Little's law: in a steady state L = λ·W. L well above λ·W means
+  // deliveries pile up faster than they finish.
   let verdict;
   let text;
   if (wh.status !== 'active' && l > 0) {
@@ -169,12 +172,15 @@ function update(c, wh) {
   } else if (lam < 0.01 && l === 0) {
     verdict = 'idle';
     text = 'Idle';
-  } else if (l <= Math.max(2, pred * 1.5)) {
+  } else if (l > pred * 1.5 + 1) {
+    verdict = 'behind';
+    text = pred >= 0.1 ? `Falling behind: L is ${num(l / pred, 1)}× λ·W` : 'Falling behind: nothing finishing';
+  } else if (s.retrying) {
+    verdict = 'behind';
+    text = `Retrying ${num(s.retrying)}: the endpoint is failing`;
+  } else {
     verdict = 'ok';
     text = 'Keeping up';
-  } else {
-    verdict = 'behind';
-    text = pred > 0 ? `Falling behind: L is ${num(l / pred, 1)}× λ·W` : 'Falling behind: nothing finishing';
   }
   c.verdict.dataset.verdict = verdict;
   c.verdict.textContent = text;
@@ -312,12 +318,16 @@ async function startTail(c) {
   tail = t;
   c.logState.textContent = 'connecting…';
   try {
+    if (tailMissing) throw new Error('no delivery tail');
     const res = await apiFetch(`/v1/webhooks/${c.id}/deliveries/stream`, {
       headers: { Accept: 'text/event-stream' },
       signal: t.abort.signal,
     });
     if (!res.ok || !(res.headers.get('Content-Type') || '').startsWith('text/event-stream')) {
       await res.body?.cancel();
+      // A 404 for a webhook that the list still shows means this gateway
+      // has no tail: stop asking, poll.
+      if (res.status === 404 && cards.has(c.id)) tailMissing = true;
       throw new Error(`HTTP ${res.status}`);
     }
     t.live = true;
@@ -333,6 +343,7 @@ async function startTail(c) {
   t.live = false;
   c.logState.textContent = 'polling';
   delete c.logState.dataset.live;
+  if (tailMissing) return;
   setTimeout(() => {
     if (tail === t) startTail(c);
   }, 10000);
