@@ -167,7 +167,6 @@ func appendAppended(buf *bytes.Buffer, a store.Appended) {
 	buf.WriteByte('}')
 }
 
-
 // decodeEvents decodes one event object or a batch array (application/json).
 func (s *Server) decodeEvents(body []byte) (events []store.Event, single bool, p *Problem) {
 	trimmed := bytes.TrimLeft(body, " \t\r\n")

@@ -15,10 +15,10 @@ import (
 type httpMetrics struct {
 	events                       *prometheus.CounterVec
 	accepted, duplicate, invalid prometheus.Counter // children of events, resolved once
-	ingestDur prometheus.Histogram
-	requests  *prometheus.CounterVec
-	reqDur    *prometheus.HistogramVec
-	limited   *prometheus.CounterVec
+	ingestDur                    prometheus.Histogram
+	requests                     *prometheus.CounterVec
+	reqDur                       *prometheus.HistogramVec
+	limited                      *prometheus.CounterVec
 }
 
 func newHTTPMetrics(reg prometheus.Registerer, log store.Log, capacity func() int) *httpMetrics {
