@@ -31,6 +31,7 @@ type config struct {
 	DisableAfter        time.Duration
 	StreamQueue         int
 	MaxInflight         int
+	ReadHeaderTimeout   time.Duration
 	IngestRate          int
 	ShutdownTimeout     time.Duration
 	Store               string
@@ -85,6 +86,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	def("max-inflight", "GATEWAY_MAX_INFLIGHT")
 	fs.IntVar(&c.IngestRate, "ingest-rate", 0, "POST /v1/events requests per second per API key (per client IP when open); 0 = no limit")
 	def("ingest-rate", "GATEWAY_INGEST_RATE")
+	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "time a client has to send its request headers (slow clients are cut off)")
+	def("read-header-timeout", "GATEWAY_READ_HEADER_TIMEOUT")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "drain time on SIGTERM/SIGINT")
 	def("shutdown-timeout", "GATEWAY_SHUTDOWN_TIMEOUT")
 	fs.StringVar(&c.Store, "store", "memory", "event store: memory (ring buffer)")
@@ -159,8 +162,8 @@ func (c config) check() error {
 	if c.IngestRate < 0 {
 		errs = append(errs, errors.New("--ingest-rate must be 0 (off) or positive"))
 	}
-	if c.DeliveryTimeout <= 0 || c.ShutdownTimeout <= 0 || c.DisableAfter <= 0 {
-		errs = append(errs, errors.New("--delivery-timeout, --shutdown-timeout and --disable-after must be positive"))
+	if c.DeliveryTimeout <= 0 || c.ShutdownTimeout <= 0 || c.DisableAfter <= 0 || c.ReadHeaderTimeout <= 0 {
+		errs = append(errs, errors.New("--delivery-timeout, --shutdown-timeout, --disable-after and --read-header-timeout must be positive"))
 	}
 	if c.Store != "memory" {
 		errs = append(errs, fmt.Errorf("--store %q is not available in this build; use memory", c.Store))

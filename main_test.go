@@ -102,7 +102,7 @@ func TestHelpListsEveryFlagWithItsEnvTwin(t *testing.T) {
 	}
 	for _, f := range []string{"addr", "api-key", "insecure", "log-format", "buffer-size", "max-body", "max-batch",
 		"allow-private-targets", "retry-schedule", "delivery-timeout", "endpoint-concurrency", "max-retrying",
-		"disable-after", "stream-queue", "shutdown-timeout", "store", "debug-addr", "max-inflight", "ingest-rate"} {
+		"disable-after", "stream-queue", "shutdown-timeout", "store", "debug-addr", "max-inflight", "ingest-rate", "read-header-timeout"} {
 		twin := "GATEWAY_" + strings.ToUpper(strings.ReplaceAll(f, "-", "_"))
 		if f == "api-key" {
 			twin = "GATEWAY_API_KEYS"

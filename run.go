@@ -18,12 +18,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-// HTTP server limits (the contract's body and batch limits are flags).
+// HTTP server limits (the contract's body and batch limits are flags, and
+// so is --read-header-timeout). WriteTimeout is left unset because streams
+// write for hours; handlers bound their own writes.
 const (
-	readHeaderTimeout = 10 * time.Second
-	readTimeout       = 60 * time.Second
-	idleTimeout       = 120 * time.Second
-	maxHeaderBytes    = 64 << 10
+	readTimeout    = 60 * time.Second
+	idleTimeout    = 120 * time.Second
+	maxHeaderBytes = 64 << 10
 )
 
 // run starts the gateway and blocks until ctx ends, then shuts down in the
@@ -71,7 +72,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	httpSrv := &http.Server{
 		Handler:           srv,
-		ReadHeaderTimeout: readHeaderTimeout,
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
 		ReadTimeout:       readTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
@@ -163,7 +164,7 @@ func startDebug(addr string, logger *slog.Logger) (*http.Server, error) {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: readHeaderTimeout}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			logger.Warn("debug server ended", "err", err)

@@ -133,13 +133,38 @@ func (s *Server) publish(w http.ResponseWriter, ctx context.Context, events []st
 		status = http.StatusOK // nothing new: an idempotent repeat
 	}
 	s.metrics.ingested(len(out)-dups, dups, time.Since(start))
+	buf := bodyBufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer bodyBufs.Put(buf)
 	if single {
-		writeJSON(w, status, out[0])
-		return
+		appendAppended(buf, out[0])
+	} else {
+		buf.WriteString(`{"events":[`)
+		for i, a := range out {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			appendAppended(buf, a)
+		}
+		buf.WriteString(`]}`)
 	}
-	writeJSON(w, status, struct {
-		Events []store.Appended `json:"events"`
-	}{out})
+	buf.WriteByte('\n')
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// appendAppended writes a as {"seq":N,"id":"…"[,"duplicate":true]}: the
+// answer of every ingest request, built without reflection.
+func appendAppended(buf *bytes.Buffer, a store.Appended) {
+	buf.WriteString(`{"seq":`)
+	buf.Write(strconv.AppendUint(buf.AvailableBuffer(), a.Seq, 10))
+	buf.WriteString(`,"id":`)
+	buf.Write(store.AppendJSONString(buf.AvailableBuffer(), a.ID))
+	if a.Duplicate {
+		buf.WriteString(`,"duplicate":true`)
+	}
+	buf.WriteByte('}')
 }
 
 // decodeEvents decodes one event object or a batch array (application/json).

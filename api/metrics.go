@@ -13,11 +13,12 @@ import (
 
 // httpMetrics are the API's Prometheus metrics.
 type httpMetrics struct {
-	events    *prometheus.CounterVec
-	ingestDur prometheus.Histogram
-	requests  *prometheus.CounterVec
-	reqDur    *prometheus.HistogramVec
-	limited   *prometheus.CounterVec
+	events                       *prometheus.CounterVec
+	accepted, duplicate, invalid prometheus.Counter // children of events, resolved once
+	ingestDur                    prometheus.Histogram
+	requests                     *prometheus.CounterVec
+	reqDur                       *prometheus.HistogramVec
+	limited                      *prometheus.CounterVec
 }
 
 func newHTTPMetrics(reg prometheus.Registerer, log store.Log, capacity func() int) *httpMetrics {
@@ -41,6 +42,7 @@ func newHTTPMetrics(reg prometheus.Registerer, log store.Log, capacity func() in
 			Buckets: prometheus.DefBuckets,
 		}, []string{"route"}),
 	}
+	m.accepted, m.duplicate, m.invalid = m.events.WithLabelValues("accepted"), m.events.WithLabelValues("duplicate"), m.events.WithLabelValues("rejected")
 	m.limited = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "eventgate_http_limited_total",
 		Help: "Requests refused by a limit: inflight (503, --max-inflight) or rate (429, --ingest-rate).",
@@ -65,12 +67,12 @@ func newHTTPMetrics(reg prometheus.Registerer, log store.Log, capacity func() in
 }
 
 func (m *httpMetrics) ingested(accepted, dups int, d time.Duration) {
-	m.events.WithLabelValues("accepted").Add(float64(accepted))
-	m.events.WithLabelValues("duplicate").Add(float64(dups))
+	m.accepted.Add(float64(accepted))
+	m.duplicate.Add(float64(dups))
 	m.ingestDur.Observe(d.Seconds())
 }
 
-func (m *httpMetrics) rejected(n int) { m.events.WithLabelValues("rejected").Add(float64(n)) }
+func (m *httpMetrics) rejected(n int) { m.invalid.Add(float64(n)) }
 
 // instrument counts every request by chi route pattern and code.
 func (m *httpMetrics) instrument(next http.Handler) http.Handler {

@@ -99,11 +99,15 @@ func (e *Event) Encode() error {
 	return nil
 }
 
-// appendField appends name and s as a JSON string. Plain printable ASCII
-// (the usual id, type and source) is copied as is; anything else is
-// escaped by encoding/json.
+// appendField appends name, then s as a JSON string.
 func appendField(b []byte, name, s string) []byte {
-	b = append(b, name...)
+	return AppendJSONString(append(b, name...), s)
+}
+
+// AppendJSONString appends s to b as a JSON string. Plain printable ASCII
+// (the usual id, type and source) is copied as is, without allocating;
+// anything else is escaped by encoding/json.
+func AppendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
 			q, _ := json.Marshal(s) // a string always marshals

@@ -23,11 +23,9 @@ type Ring struct {
 	mu     sync.RWMutex
 	slots  []slot
 	newest atomic.Uint64
-	// index maps the hash of each stored event's idempotency key to its
-	// seq. A hit is confirmed against the slot's key; on a 64-bit hash
-	// collision (odds ~1e-10 at full capacity) the older event loses its
-	// de-duplication, nothing else.
-	index  map[uint64]uint64
+	// index finds stored events by the hash of their idempotency key; a
+	// hit is confirmed against the slot's key.
+	index  seqIndex
 	wake   chan struct{} // closed on the next append; nil when nobody waits
 	closed bool
 	epoch  string
@@ -53,7 +51,7 @@ func NewRing(capacity int) *Ring {
 	_, _ = rand.Read(b[:])
 	return &Ring{
 		slots: make([]slot, capacity),
-		index: make(map[uint64]uint64, capacity),
+		index: newSeqIndex(capacity),
 		epoch: hex.EncodeToString(b[:]),
 		now:   time.Now,
 	}
@@ -108,20 +106,19 @@ func (r *Ring) Append(_ context.Context, batch []Event, out []Appended) ([]Appen
 		return out, ErrClosed
 	}
 	seq := r.newest.Load()
-	c := uint64(len(r.slots))
 	for i := range batch {
 		e := &batch[i]
-		if orig, ok := r.index[e.hash]; ok && r.slots[(orig-1)%c].key == e.key {
+		if orig := r.index.find(e.hash, func(s uint64) bool { return r.slot(s).key == e.key }); orig != 0 {
 			out = append(out, Appended{Seq: orig, ID: e.ID, Duplicate: true})
 			continue
 		}
 		seq++
-		s := &r.slots[(seq-1)%c]
-		if s.Seq != 0 && r.index[s.hash] == s.Seq {
-			delete(r.index, s.hash)
+		s := r.slot(seq)
+		if s.Seq != 0 {
+			r.index.remove(s.hash, s.Seq) // before the slot changes
 		}
 		*s = slot{Record: Record{Seq: seq, ID: e.ID, Type: e.Type, StoredAt: now, JSON: e.stamp(seq)}, key: e.key, hash: e.hash}
-		r.index[e.hash] = seq
+		r.index.insert(e.hash, seq)
 		out = append(out, Appended{Seq: seq, ID: e.ID})
 	}
 	r.newest.Store(seq)
@@ -133,6 +130,9 @@ func (r *Ring) Append(_ context.Context, batch []Event, out []Appended) ([]Appen
 	}
 	return out, nil
 }
+
+// slot returns the slot that holds (or will hold) seq.
+func (r *Ring) slot(seq uint64) *slot { return &r.slots[(seq-1)%uint64(len(r.slots))] }
 
 // Read implements Log. It copies at most readChunk slots per lock hold and
 // filters outside the lock, so a long scan never holds up appends.
