@@ -192,6 +192,9 @@ func testScreenshots(t *testing.T, b *browser) {
 		p.darkMode(v.dark)
 		p.run(chromedp.Evaluate[chromedp.Void](`window.scrollTo(0, 0)`))
 		p.settle()
+		if w := eval[int64](p, `document.documentElement.scrollWidth`); w > v.w {
+			t.Errorf("%s: the page is %dpx wide, wider than the %dpx viewport", v.name, w, v.w)
+		}
 		path := p.screenshot(v.name)
 		t.Logf("screenshot %s", path)
 		if v.name == "desktop-light" {
