@@ -383,8 +383,10 @@ func (d *Dispatcher) Create(ctx context.Context, w store.Webhook) (store.Webhook
 		return store.Webhook{}, err
 	}
 	d.mu.Lock()
-	d.endpoints[w.ID] = ep
-	d.startLocked(ep)
+	if _, loaded := d.endpoints[w.ID]; !loaded { // Run may have loaded it from the registry meanwhile
+		d.endpoints[w.ID] = ep
+		d.startLocked(ep)
+	}
 	d.mu.Unlock()
 	return w, nil
 }

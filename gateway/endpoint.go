@@ -170,9 +170,10 @@ func (e *endpoint) step(buf *[]store.Record) <-chan struct{} {
 		}
 		e.launchLocked(it.dl, it.manual)
 	}
-	free := d.cfg.Concurrency - e.inFlight
-	canRead := e.hook.Enabled && !e.deleted && free > 0 && e.retrying < d.cfg.MaxRetrying &&
-		!(draining && e.cursor >= target)
+	// Every attempt in flight may come back as a retry: counting them keeps
+	// retrying <= MaxRetrying strictly.
+	free := min(d.cfg.Concurrency-e.inFlight, d.cfg.MaxRetrying-e.retrying-e.inFlight)
+	canRead := e.hook.Enabled && !e.deleted && free > 0 && !(draining && e.cursor >= target)
 	cursor, filter := e.cursor, e.filter
 	e.mu.Unlock()
 	if !canRead {
