@@ -145,6 +145,16 @@ func (e *endpoint) run() {
 		select {
 		case r := <-e.results:
 			e.finish(r)
+			// Book every finished attempt before reading again, so one
+			// Read refills several slots.
+			for more := true; more; {
+				select {
+				case r := <-e.results:
+					e.finish(r)
+				default:
+					more = false
+				}
+			}
 		case <-wait:
 		case <-e.kick:
 		case <-e.ctx.Done():
