@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/eventgate/eventgate/gateway"
+	"github.com/eventgate/eventgate/gateway/signature"
 	"github.com/eventgate/eventgate/store"
 	"github.com/go-playground/validator/v10"
 )
@@ -16,6 +17,7 @@ import (
 //   - eventtype: a valid event type (store.ValidType)
 //   - unreserved: not under gateway.ReservedPrefix
 //   - pattern: a valid type pattern
+//   - whsecret: a Standard Webhooks secret (signature.ParseSecret)
 //
 // and JSON field names in errors.
 func newValidator() *validator.Validate {
@@ -31,6 +33,10 @@ func newValidator() *validator.Validate {
 	must(v.RegisterValidation("unreserved", func(fl validator.FieldLevel) bool { return !gateway.IsReserved(fl.Field().String()) }))
 	must(v.RegisterValidation("pattern", func(fl validator.FieldLevel) bool {
 		_, err := store.ParsePattern(fl.Field().String())
+		return err == nil
+	}))
+	must(v.RegisterValidation("whsecret", func(fl validator.FieldLevel) bool {
+		_, err := signature.ParseSecret(fl.Field().String())
 		return err == nil
 	}))
 	return v
@@ -83,6 +89,8 @@ func message(fe validator.FieldError) string {
 		return "must be an RFC 3339 timestamp (e.g. 2026-11-26T10:00:00Z)"
 	case "url", "http_url":
 		return "must be an absolute http or https URL"
+	case "whsecret":
+		return "must be whsec_ followed by the standard base64 (with padding) of 24 to 64 random bytes"
 	case "oneof":
 		return "must be one of: " + fe.Param()
 	default:

@@ -1,6 +1,317 @@
 package api
 
-import "github.com/go-chi/chi/v5"
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
 
-// webhookRoutes mounts /v1/webhooks (see issue: webhooks).
-func (s *Server) webhookRoutes(r chi.Router) {}
+	"github.com/eventgate/eventgate/gateway"
+	"github.com/eventgate/eventgate/store"
+	"github.com/go-chi/chi/v5"
+)
+
+// webhookRoutes mounts /v1/webhooks.
+func (s *Server) webhookRoutes(r chi.Router) {
+	r.Post("/webhooks", s.createWebhook)
+	r.Get("/webhooks", s.listWebhooks)
+	r.Get("/webhooks/{id}", s.getWebhook)
+	r.Patch("/webhooks/{id}", s.updateWebhook)
+	r.Delete("/webhooks/{id}", s.deleteWebhook)
+	r.Get("/webhooks/{id}/deliveries", s.listDeliveries)
+	r.Post("/webhooks/{id}/deliveries/{delivery_id}/retry", s.retryDelivery)
+}
+
+// webhookCreate is the body of POST /v1/webhooks.
+type webhookCreate struct {
+	URL         string   `json:"url" validate:"required,max=2048,http_url"`
+	Types       []string `json:"types" validate:"omitnil,min=1,max=100,dive,pattern"`
+	Secret      string   `json:"secret" validate:"omitempty,whsecret"`
+	Description string   `json:"description" validate:"max=1024"`
+	Enabled     *bool    `json:"enabled"`
+}
+
+// webhookPatch is the body of PATCH /v1/webhooks/{id}.
+type webhookPatch struct {
+	URL         *string   `json:"url" validate:"omitnil,max=2048,http_url"`
+	Types       *[]string `json:"types" validate:"omitnil,min=1,max=100,dive,pattern"`
+	Description *string   `json:"description" validate:"omitnil,max=1024"`
+	Enabled     *bool     `json:"enabled"`
+	Resume      string    `json:"resume" validate:"omitempty,oneof=cursor newest"`
+}
+
+// webhookJSON is a webhook as answered; Secret only in the create answer.
+type webhookJSON struct {
+	ID             string            `json:"id"`
+	URL            string            `json:"url"`
+	Types          []string          `json:"types"`
+	Description    string            `json:"description"`
+	Enabled        bool              `json:"enabled"`
+	Headers        map[string]string `json:"headers"`
+	RateLimit      float64           `json:"rate_limit"`
+	Handshake      bool              `json:"handshake"`
+	Status         string            `json:"status"`
+	DisabledReason string            `json:"disabled_reason,omitempty"`
+	CreatedAt      time.Time         `json:"created_at"`
+	UpdatedAt      time.Time         `json:"updated_at"`
+	Stats          statsJSON         `json:"stats"`
+	Secret         string            `json:"secret,omitempty"`
+}
+
+type statsJSON struct {
+	InFlight         int     `json:"in_flight"`
+	Retrying         int     `json:"retrying"`
+	Succeeded        uint64  `json:"succeeded"`
+	Failed           uint64  `json:"failed"`
+	ArrivalRate      float64 `json:"arrival_rate"`
+	MeanTimeInSystem float64 `json:"mean_time_in_system_ms"`
+	InSystem         int     `json:"in_system"`
+}
+
+func (s *Server) webhookOut(w store.Webhook) webhookJSON {
+	st := s.cfg.Dispatcher.Stats(w.ID)
+	out := webhookJSON{
+		ID: w.ID, URL: w.URL, Types: w.Types, Description: w.Description, Enabled: w.Enabled,
+		Headers: map[string]string{}, Status: "active",
+		CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt,
+		Stats: statsJSON{
+			InFlight: st.InFlight, Retrying: st.Retrying, Succeeded: st.Succeeded, Failed: st.Failed,
+			ArrivalRate:      st.ArrivalRate,
+			MeanTimeInSystem: float64(st.MeanTimeInSystem.Microseconds()) / 1000,
+			InSystem:         st.InSystem,
+		},
+	}
+	if !w.Enabled {
+		out.Status, out.DisabledReason = "disabled", w.DisabledReason
+	}
+	return out
+}
+
+// deliveryJSON is a delivery as answered; absent facts are null.
+type deliveryJSON struct {
+	ID             string     `json:"id"`
+	EventSeq       uint64     `json:"event_seq"`
+	EventID        *string    `json:"event_id"`
+	Status         string     `json:"status"`
+	Attempts       int        `json:"attempts"`
+	LastStatusCode *int       `json:"last_status_code"`
+	LastError      *string    `json:"last_error"`
+	LastAttemptAt  *time.Time `json:"last_attempt_at"`
+	NextAttemptAt  *time.Time `json:"next_attempt_at"`
+	DurationMS     *float64   `json:"duration_ms"`
+}
+
+func deliveryOut(d store.Delivery) deliveryJSON {
+	out := deliveryJSON{ID: d.ID, EventSeq: d.EventSeq, Status: string(d.Status), Attempts: d.Attempts}
+	if d.EventID != "" {
+		out.EventID = &d.EventID
+	}
+	if d.LastStatusCode != 0 {
+		out.LastStatusCode = &d.LastStatusCode
+	}
+	if d.LastError != "" {
+		out.LastError = &d.LastError
+	}
+	if !d.LastAttemptAt.IsZero() {
+		t := d.LastAttemptAt.UTC()
+		out.LastAttemptAt = &t
+	}
+	if !d.NextAttemptAt.IsZero() && (d.Status == store.DeliveryPending || d.Status == store.DeliveryRetrying) {
+		t := d.NextAttemptAt.UTC()
+		out.NextAttemptAt = &t
+	}
+	if d.Attempts > 0 {
+		ms := float64(d.Duration.Microseconds()) / 1000
+		out.DurationMS = &ms
+	}
+	return out
+}
+
+// decodeWebhookBody reads a JSON object body into v (unknown fields
+// refused) and validates it. On failure it writes the problem and returns
+// false.
+func (s *Server) decodeWebhookBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	mediaType, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mediaType != ctJSON {
+		fail(w, http.StatusUnsupportedMediaType, "Content-Type must be "+ctJSON)
+		return false
+	}
+	buf := bodyBufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer bodyBufs.Put(buf)
+	if !s.readBody(w, r, buf) {
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(buf.Bytes()))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		if fe, ok := decodeFieldError("", err); ok {
+			fail(w, http.StatusUnprocessableEntity, "the webhook is invalid", fe)
+			return false
+		}
+		writeProblem(w, *badJSON(err.Error()))
+		return false
+	}
+	if dec.More() {
+		writeProblem(w, *badJSON("the body holds more than one JSON value"))
+		return false
+	}
+	if err := s.validate.Struct(v); err != nil {
+		fail(w, http.StatusUnprocessableEntity, "the webhook is invalid", fieldErrors("", err)...)
+		return false
+	}
+	return true
+}
+
+// targetRefused writes the 422 for a URL refused by the SSRF guard, or
+// reports false for any other error.
+func targetRefused(w http.ResponseWriter, err error) bool {
+	var te *gateway.TargetError
+	if !errors.As(err, &te) {
+		return false
+	}
+	fail(w, http.StatusUnprocessableEntity, "the webhook URL is refused: "+te.Reason, FieldError{Field: "/url", Message: te.Reason})
+	return true
+}
+
+func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request) {
+	var in webhookCreate
+	if !s.decodeWebhookBody(w, r, &in) {
+		return
+	}
+	hook := store.Webhook{URL: in.URL, Types: in.Types, Secret: in.Secret, Description: in.Description, Enabled: in.Enabled == nil || *in.Enabled}
+	created, err := s.cfg.Dispatcher.Create(r.Context(), hook)
+	if err != nil {
+		if !targetRefused(w, err) {
+			s.internal(w, "create webhook", err)
+		}
+		return
+	}
+	out := s.webhookOut(created)
+	out.Secret = created.Secret
+	w.Header().Set("Location", "/v1/webhooks/"+created.ID)
+	writeJSON(w, http.StatusCreated, out)
+}
+
+func (s *Server) listWebhooks(w http.ResponseWriter, r *http.Request) {
+	hooks, err := s.cfg.Dispatcher.List(r.Context())
+	if err != nil {
+		s.internal(w, "list webhooks", err)
+		return
+	}
+	out := make([]webhookJSON, len(hooks))
+	for i, h := range hooks {
+		out[i] = s.webhookOut(h)
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Webhooks []webhookJSON `json:"webhooks"`
+	}{out})
+}
+
+func (s *Server) getWebhook(w http.ResponseWriter, r *http.Request) {
+	hook, err := s.cfg.Dispatcher.Get(r.Context(), chi.URLParam(r, "id"))
+	if err != nil {
+		s.lookupFailed(w, "webhook", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s.webhookOut(hook))
+}
+
+func (s *Server) updateWebhook(w http.ResponseWriter, r *http.Request) {
+	id := chi.URLParam(r, "id")
+	if _, err := s.cfg.Dispatcher.Get(r.Context(), id); err != nil {
+		s.lookupFailed(w, "webhook", err)
+		return
+	}
+	var in webhookPatch
+	if !s.decodeWebhookBody(w, r, &in) {
+		return
+	}
+	if in.Resume != "" && (in.Enabled == nil || !*in.Enabled) {
+		fail(w, http.StatusUnprocessableEntity, "the update is invalid", FieldError{Field: "/resume", Message: "is allowed only together with enabled: true"})
+		return
+	}
+	u := gateway.WebhookUpdate{URL: in.URL, Description: in.Description, Enabled: in.Enabled, ResumeNewest: in.Resume == "newest"}
+	if in.Types != nil {
+		u.Types = *in.Types
+	}
+	hook, err := s.cfg.Dispatcher.Update(r.Context(), id, u)
+	if err != nil {
+		if !targetRefused(w, err) {
+			s.lookupFailed(w, "webhook", err)
+		}
+		return
+	}
+	writeJSON(w, http.StatusOK, s.webhookOut(hook))
+}
+
+func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request) {
+	if err := s.cfg.Dispatcher.Delete(r.Context(), chi.URLParam(r, "id")); err != nil {
+		s.lookupFailed(w, "webhook", err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// Delivery log limits.
+const (
+	defaultDeliveryLimit = 50
+	maxDeliveryLimit     = 1000
+)
+
+func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	status := store.DeliveryStatus(q.Get("status"))
+	if status != "" && !status.Valid() {
+		fail(w, http.StatusBadRequest, "status must be one of pending, succeeded, retrying, failed")
+		return
+	}
+	limit := defaultDeliveryLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxDeliveryLimit {
+			fail(w, http.StatusBadRequest, "limit must be an integer from 1 to 1000")
+			return
+		}
+		limit = n
+	}
+	dls, err := s.cfg.Dispatcher.Deliveries(chi.URLParam(r, "id"), status, limit)
+	if err != nil {
+		s.lookupFailed(w, "webhook", err)
+		return
+	}
+	out := make([]deliveryJSON, len(dls))
+	for i, d := range dls {
+		out[i] = deliveryOut(d)
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Deliveries []deliveryJSON `json:"deliveries"`
+	}{out})
+}
+
+func (s *Server) retryDelivery(w http.ResponseWriter, r *http.Request) {
+	d, err := s.cfg.Dispatcher.Retry(r.Context(), chi.URLParam(r, "id"), chi.URLParam(r, "delivery_id"))
+	if err != nil {
+		s.lookupFailed(w, "delivery", err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, deliveryOut(d))
+}
+
+// lookupFailed writes 404 for store.ErrNotFound, else a logged 500.
+func (s *Server) lookupFailed(w http.ResponseWriter, what string, err error) {
+	if errors.Is(err, store.ErrNotFound) {
+		fail(w, http.StatusNotFound, "no such "+what+": "+err.Error())
+		return
+	}
+	s.internal(w, what, err)
+}
+
+// internal logs err and writes a 500 that shows none of it.
+func (s *Server) internal(w http.ResponseWriter, what string, err error) {
+	s.cfg.Logger.Error("webhook request failed", "op", what, "err", err)
+	fail(w, http.StatusInternalServerError, "the request could not be completed")
+}

@@ -13,8 +13,8 @@ import (
 // DefaultCapacity is the Ring's capacity when none is given.
 const DefaultCapacity = 100_000
 
-// readChunk is how many slots Read copies per lock hold.
-const readChunk = 1024
+// readChunk is how many slots Read examines per lock hold.
+const readChunk = 512
 
 // Ring is a Log held in memory: a fixed number of slots that the newest
 // events overwrite the oldest in. Its epoch is new for every Ring. Safe for
@@ -134,13 +134,14 @@ func (r *Ring) Append(_ context.Context, batch []Event, out []Appended) ([]Appen
 // slot returns the slot that holds (or will hold) seq.
 func (r *Ring) slot(seq uint64) *slot { return &r.slots[(seq-1)%uint64(len(r.slots))] }
 
-// Read implements Log. It copies at most readChunk slots per lock hold and
-// filters outside the lock, so a long scan never holds up appends.
+// Read implements Log. It examines at most readChunk slots per lock hold,
+// appending matches straight to dst, so a long scan never holds up
+// appends for long and needs no scratch space.
 func (r *Ring) Read(_ context.Context, after uint64, limit int, f Filter, dst []Record) (Page, error) {
 	dst = dst[:0]
 	b := r.Bounds()
 	p := Page{Bounds: b, Next: max(after, b.Newest)}
-	if b.Newest == 0 || after >= b.Newest {
+	if b.Newest == 0 || after >= b.Newest || limit <= 0 {
 		p.Next = after
 		return p, nil
 	}
@@ -149,34 +150,30 @@ func (r *Ring) Read(_ context.Context, after uint64, limit int, f Filter, dst []
 		p.Gap = &Gap{From: pos, To: b.Oldest - 1}
 		pos = b.Oldest
 	}
-	var chunk [readChunk]Record
-	for pos <= b.Newest && len(dst) < limit {
-		n := 0
+	for pos <= b.Newest {
 		r.mu.RLock()
 		if pos < r.oldest(r.newest.Load()) {
-			// Overwritten while we scanned: stop before it, the next read
+			// Overwritten while we scanned: stop before it; the next read
 			// reports the gap.
 			r.mu.RUnlock()
 			p.Next = pos - 1
 			p.Records = dst
 			return p, nil
 		}
-		c := uint64(len(r.slots))
-		for ; n < readChunk && pos+uint64(n) <= b.Newest; n++ {
-			chunk[n] = r.slots[(pos+uint64(n)-1)%c].Record
-		}
-		r.mu.RUnlock()
-		for i := 0; i < n; i++ {
-			if f.Match(chunk[i].Type) {
-				dst = append(dst, chunk[i])
+		end := min(b.Newest, pos+readChunk-1)
+		for ; pos <= end; pos++ {
+			rec := &r.slot(pos).Record
+			if f.Match(rec.Type) {
+				dst = append(dst, *rec)
 				if len(dst) == limit {
-					p.Next = chunk[i].Seq
+					r.mu.RUnlock()
+					p.Next = pos
 					p.Records = dst
 					return p, nil
 				}
 			}
 		}
-		pos += uint64(n)
+		r.mu.RUnlock()
 	}
 	p.Records = dst
 	return p, nil

@@ -1,0 +1,96 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/eventgate/eventgate/gateway/signature"
+)
+
+// attemptJob is everything one attempt needs, copied out of the endpoint
+// so that the attempt goroutine shares nothing mutable with it.
+type attemptJob struct {
+	dl      *delivery // opaque here: handed back in the result
+	manual  bool
+	url     string
+	secrets []signature.Secret
+	msgID   string
+	body    []byte // the stored event JSON; immutable
+}
+
+// attempt makes one delivery attempt on the dispatcher's lifecycle
+// context, bounded by the per-attempt timeout: POST the event, signed
+// afresh with this attempt's timestamp.
+func (d *Dispatcher) attempt(ctx context.Context, j attemptJob) result {
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
+	defer cancel()
+	r := result{dl: j.dl, manual: j.manual, start: time.Now()}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, j.url, bytes.NewReader(j.body))
+	if err != nil {
+		r.err = err
+		return r
+	}
+	req.Header["Content-Type"] = []string{"application/json"}
+	req.Header["User-Agent"] = []string{"eventgate"}
+	signature.SetHeaders(req.Header, j.secrets, j.msgID, r.start, j.body)
+	resp, err := d.client.Do(req)
+	if err != nil {
+		r.err, r.dur = err, time.Since(r.start)
+		return r
+	}
+	r.status, r.retryAfter = resp.StatusCode, resp.Header.Get("Retry-After")
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		r.body, _ = io.ReadAll(io.LimitReader(resp.Body, respKeep))
+	}
+	// Drain a little so the connection can be reused; a longer body is
+	// cut off by Close, which costs the connection, not the endpoint.
+	_, _ = io.CopyN(io.Discard, resp.Body, respDrain)
+	_ = resp.Body.Close()
+	r.dur = time.Since(r.start)
+	return r
+}
+
+// classify names an attempt's outcome and, for a failure, the last_error
+// text.
+func classify(r result, timeout time.Duration) (outcome, msg string) {
+	switch {
+	case r.err != nil && errors.Is(r.err, context.DeadlineExceeded):
+		return outcomeTimeout, fmt.Sprintf("timeout: no answer within %s (--delivery-timeout)", timeout)
+	case r.err != nil && errors.Is(r.err, context.Canceled):
+		return outcomeCanceled, "cancelled: the gateway stopped the attempt"
+	case r.err != nil && errors.Is(r.err, ErrPrivateTarget):
+		return outcomeConnError, "connection refused by the gateway: " + errors.Unwrap(r.err).Error()
+	case r.err != nil:
+		return outcomeConnError, "connection error: " + r.err.Error()
+	case r.status >= 200 && r.status <= 299:
+		return outcomeSuccess, ""
+	case r.status == http.StatusGone:
+		return outcomeGone, "HTTP 410 Gone"
+	}
+	msg = fmt.Sprintf("HTTP %d", r.status)
+	if r.status >= 300 && r.status <= 399 {
+		msg += " (redirects are not followed)"
+	}
+	if excerpt := bodyExcerpt(r.body); excerpt != "" {
+		msg += ": " + excerpt
+	}
+	return outcomeHTTPError, msg
+}
+
+// bodyExcerpt is the start of a response body fit for last_error.
+func bodyExcerpt(b []byte) string {
+	if len(b) > lastErrorBody {
+		b = b[:lastErrorBody]
+		for len(b) > 0 && !utf8.Valid(b) {
+			b = b[:len(b)-1]
+		}
+	}
+	return strings.TrimSpace(strings.ToValidUTF8(string(b), "?"))
+}

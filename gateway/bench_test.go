@@ -1,0 +1,167 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/eventgate/eventgate/gateway"
+	"github.com/eventgate/eventgate/store"
+)
+
+// countingReceiver answers 204 and closes done when want requests arrived.
+type countingReceiver struct {
+	n    atomic.Int64
+	want atomic.Int64
+	done chan struct{}
+	once sync.Once
+}
+
+func (c *countingReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	_, _ = io.Copy(io.Discard, r.Body)
+	w.WriteHeader(http.StatusNoContent)
+	if c.n.Add(1) == c.want.Load() {
+		c.once.Do(func() { close(c.done) })
+	}
+}
+
+// benchGateway runs a dispatcher over a ring with one webhook per receiver.
+func benchGateway(tb testing.TB, receivers int, cfg gateway.DispatcherConfig) (*gateway.Publisher, []*countingReceiver, func()) {
+	tb.Helper()
+	ring := store.NewRing(1 << 20)
+	pub := gateway.NewPublisher(ring)
+	cfg.AllowPrivateTargets = true
+	d := gateway.NewDispatcher(pub, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	var rcs []*countingReceiver
+	var srvs []*httptest.Server
+	for range receivers {
+		rc := &countingReceiver{done: make(chan struct{})}
+		rc.want.Store(-1)
+		srv := httptest.NewServer(rc)
+		rcs, srvs = append(rcs, rc), append(srvs, srv)
+		if _, err := d.Create(ctx, store.Webhook{URL: srv.URL, Enabled: true}); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return pub, rcs, func() {
+		cancel()
+		<-done
+		for _, s := range srvs {
+			s.Close()
+		}
+		_ = ring.Close()
+	}
+}
+
+func publishN(tb testing.TB, pub *gateway.Publisher, n int) {
+	tb.Helper()
+	const batch = 500
+	for n > 0 {
+		k := min(n, batch)
+		evs := make([]store.Event, k)
+		for i := range evs {
+			evs[i] = store.Event{Type: "order.created", Data: json.RawMessage(`{"order_id":981,"total":"49.90"}`)}
+		}
+		if _, err := pub.Publish(context.Background(), evs, nil); err != nil {
+			tb.Fatal(err)
+		}
+		n -= k
+	}
+}
+
+// BenchmarkDelivery measures signed deliveries per second over keep-alive
+// connections to local receivers: one receiver, and 100 receivers each
+// getting every event. b.N counts deliveries.
+func BenchmarkDelivery(b *testing.B) {
+	for _, tc := range []struct {
+		receivers, concurrency int
+	}{{1, 8}, {1, 32}, {100, 8}} {
+		b.Run("receivers="+strconv.Itoa(tc.receivers)+"/concurrency="+strconv.Itoa(tc.concurrency), func(b *testing.B) {
+			pub, rcs, stop := benchGateway(b, tc.receivers, gateway.DispatcherConfig{Concurrency: tc.concurrency})
+			defer stop()
+			events := (b.N + tc.receivers - 1) / tc.receivers
+			for _, rc := range rcs {
+				rc.want.Store(int64(events))
+			}
+			b.ResetTimer()
+			publishN(b, pub, events)
+			for _, rc := range rcs {
+				<-rc.done
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(events*tc.receivers)/b.Elapsed().Seconds(), "deliveries/s")
+		})
+	}
+}
+
+// BenchmarkIngestToDelivery publishes 1,000 events/s for two seconds to
+// one local receiver and reports the p50/p99 time from Publish returning
+// to the receiver holding the request (b.N is ignored: a fixed load).
+func BenchmarkIngestToDelivery(b *testing.B) {
+	const rate, seconds = 1000, 2
+	const total = rate * seconds
+	ring := store.NewRing(1 << 16)
+	pub := gateway.NewPublisher(ring)
+	d := gateway.NewDispatcher(pub, gateway.DispatcherConfig{AllowPrivateTargets: true})
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	go func() { runDone <- d.Run(ctx) }()
+	defer func() { cancel(); <-runDone; _ = ring.Close() }()
+
+	sent := make([]atomic.Int64, total+1) // unix nanos when Publish returned, by seq
+	arrived := make([]atomic.Int64, total+1)
+	var got atomic.Int64
+	all := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		now := time.Now().UnixNano()
+		body, _ := io.ReadAll(r.Body)
+		i := bytes.IndexByte(body, ',')
+		seq, _ := strconv.Atoi(string(body[len(`{"seq":`):i]))
+		arrived[seq].Store(now)
+		w.WriteHeader(http.StatusNoContent)
+		if got.Add(1) == total {
+			close(all)
+		}
+	}))
+	defer srv.Close()
+	if _, err := d.Create(ctx, store.Webhook{URL: srv.URL, Enabled: true}); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	tick := time.NewTicker(time.Second / rate)
+	defer tick.Stop()
+	for i := 1; i <= total; i++ {
+		<-tick.C
+		out, err := pub.Publish(ctx, []store.Event{{Type: "order.created", Data: json.RawMessage(`{}`)}}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sent[out[0].Seq].Store(time.Now().UnixNano())
+	}
+	select {
+	case <-all:
+	case <-time.After(30 * time.Second):
+		b.Fatalf("only %d of %d delivered", got.Load(), total)
+	}
+	b.StopTimer()
+	lat := make([]time.Duration, 0, total)
+	for s := 1; s <= total; s++ {
+		lat = append(lat, max(0, time.Duration(arrived[s].Load()-sent[s].Load())))
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[total/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[total*99/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(float64(lat[total-1].Microseconds())/1000, "max-ms")
+}

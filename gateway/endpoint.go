@@ -1,0 +1,531 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/eventgate/eventgate/gateway/signature"
+	"github.com/eventgate/eventgate/store"
+	"github.com/oklog/ulid/v2"
+)
+
+// endpoint is one webhook's cursor over the log. Its goroutine (run) is the
+// only one that moves the cursor, starts attempts and records their
+// results; the API and the retry heap hand it work through due and kick.
+// Attempt goroutines (at most Concurrency) report on results.
+type endpoint struct {
+	d       *Dispatcher
+	id      string
+	ctx     context.Context // cancelled by Delete and by the dispatcher's stop
+	cancel  context.CancelFunc
+	kick    chan struct{} // 1-slot: due work or the config changed
+	results chan result   // capacity Concurrency: attempt goroutines never block
+	drained chan struct{} // closed once idle while draining, or on exit
+	soon    atomic.Int64  // heap entries this endpoint must wait for while draining
+	started bool          // guarded by d.mu
+
+	drainOnce sync.Once
+
+	mu        sync.Mutex
+	hook      store.Webhook
+	filter    store.Filter
+	secrets   []signature.Secret
+	cursor    uint64
+	due       []dueItem // retries that fell due and manual retries, in order
+	inFlight  int
+	retrying  int // heap entries + due retries
+	inSystem  int // taken and not yet at a final outcome
+	succeeded uint64
+	failed    uint64
+	win       window
+	log       deliveryLog
+	deleted   bool
+}
+
+type dueItem struct {
+	dl     *delivery
+	manual bool
+}
+
+// delivery is the endpoint's live record of one delivery. Guarded by the
+// endpoint's mutex; attempt goroutines never touch it.
+type delivery struct {
+	store.Delivery
+	rec      store.Record // the event; held until the final outcome
+	storedAt time.Time
+	takenAt  time.Time
+	retries  int         // schedule delays used
+	entry    *retryEntry // non-nil while waiting on the heap
+	busy     bool        // queued in due or in flight
+	final    bool        // has reached a final outcome once
+}
+
+// result is what an attempt goroutine reports.
+type result struct {
+	dl         *delivery
+	manual     bool
+	start      time.Time
+	dur        time.Duration
+	status     int
+	retryAfter string
+	body       []byte
+	err        error
+}
+
+func (d *Dispatcher) newEndpoint(w store.Webhook, cursor uint64) (*endpoint, error) {
+	ep := &endpoint{
+		d:       d,
+		id:      w.ID,
+		kick:    make(chan struct{}, 1),
+		results: make(chan result, d.cfg.Concurrency),
+		drained: make(chan struct{}),
+		cursor:  cursor,
+		log:     newDeliveryLog(d.cfg.DeliveryLogSize),
+	}
+	if err := ep.setHook(w); err != nil {
+		return nil, err
+	}
+	ep.ctx, ep.cancel = context.WithCancel(d.base)
+	return ep, nil
+}
+
+// setHook parses w's patterns and secret; callers hold mu or own ep.
+func (e *endpoint) setHook(w store.Webhook) error {
+	f, err := store.ParseFilter(w.Types)
+	if err != nil {
+		return err
+	}
+	s, err := signature.ParseSecret(w.Secret)
+	if err != nil {
+		return err
+	}
+	e.hook, e.filter, e.secrets = w, f, []signature.Secret{s}
+	return nil
+}
+
+// apply installs an updated webhook; a non-zero cursor moves the cursor
+// there (re-enabled with resume newest).
+func (e *endpoint) apply(w store.Webhook, cursor uint64) error {
+	e.mu.Lock()
+	err := e.setHook(w)
+	if err == nil && cursor > e.cursor {
+		e.cursor = cursor
+	}
+	e.mu.Unlock()
+	e.poke()
+	return err
+}
+
+// poke wakes the endpoint's goroutine without blocking.
+func (e *endpoint) poke() {
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// remove stops the endpoint for good (Delete).
+func (e *endpoint) remove() {
+	e.mu.Lock()
+	e.deleted = true
+	e.mu.Unlock()
+	e.cancel()
+}
+
+// run is the endpoint's goroutine.
+func (e *endpoint) run() {
+	defer e.drainOnce.Do(func() { close(e.drained) })
+	var buf []store.Record
+	for {
+		wait := e.step(&buf)
+		e.checkDrained()
+		select {
+		case r := <-e.results:
+			e.finish(r)
+			// Book every finished attempt before reading again, so one
+			// Read refills several slots.
+			for more := true; more; {
+				select {
+				case r := <-e.results:
+					e.finish(r)
+				default:
+					more = false
+				}
+			}
+		case <-wait:
+		case <-e.kick:
+		case <-e.ctx.Done():
+			return
+		}
+	}
+}
+
+// step starts what it can: due retries first, then new events from the
+// log while fewer than Concurrency attempts are in flight and fewer than
+// MaxRetrying wait for a retry. It returns the channel to wait on for new
+// events, or nil when it cannot take any now.
+func (e *endpoint) step(buf *[]store.Record) <-chan struct{} {
+	d := e.d
+	draining, target := d.draining.Load(), d.target.Load()
+	e.mu.Lock()
+	for e.hook.Enabled && e.inFlight < d.cfg.Concurrency && len(e.due) > 0 {
+		it := e.due[0]
+		e.due[0] = dueItem{}
+		e.due = e.due[1:]
+		if !it.manual {
+			e.retrying--
+		}
+		e.launchLocked(it.dl, it.manual)
+	}
+	// Every attempt in flight may come back as a retry: counting them keeps
+	// retrying <= MaxRetrying strictly.
+	free := min(d.cfg.Concurrency-e.inFlight, d.cfg.MaxRetrying-e.retrying-e.inFlight)
+	canRead := e.hook.Enabled && !e.deleted && free > 0 && !(draining && e.cursor >= target)
+	cursor, filter := e.cursor, e.filter
+	e.mu.Unlock()
+	if !canRead {
+		return nil
+	}
+
+	page, err := d.log.Read(e.ctx, cursor, free, filter, (*buf)[:0])
+	if err != nil {
+		if e.ctx.Err() == nil {
+			d.cfg.Logger.Error("webhook cannot read the log", "webhook", e.id, "err", err)
+		}
+		retry := make(chan struct{}) // the log is failing: try again in a second
+		time.AfterFunc(time.Second, func() { close(retry) })
+		return retry
+	}
+	*buf = page.Records
+	recs, next := page.Records, page.Next
+	if draining && next > target {
+		for len(recs) > 0 && recs[len(recs)-1].Seq > target {
+			recs = recs[:len(recs)-1]
+		}
+		next = target
+	}
+
+	now := time.Now()
+	e.mu.Lock()
+	if e.cursor != cursor || e.deleted {
+		e.mu.Unlock()
+		return closedChan // moved meanwhile (resume newest): read again
+	}
+	e.cursor = next
+	if page.Gap != nil {
+		e.recordGapLocked(*page.Gap, now)
+	}
+	e.win.arrive(now, len(recs))
+	for i := range recs {
+		dl := &delivery{
+			Delivery: store.Delivery{
+				ID: "dlv_" + ulid.Make().String(), WebhookID: e.id,
+				EventSeq: recs[i].Seq, EventID: recs[i].ID,
+				Status: store.DeliveryPending, NextAttemptAt: now, CreatedAt: now,
+			},
+			rec:      recs[i],
+			storedAt: time.Unix(0, recs[i].StoredAt),
+			takenAt:  now,
+		}
+		e.inSystem++
+		e.addLocked(dl)
+		e.launchLocked(dl, false)
+	}
+	e.mu.Unlock()
+	clear(*buf) // do not pin records in the read buffer
+	if draining && next >= target {
+		return nil
+	}
+	return d.log.Wait(next)
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// recordGapLocked records events overwritten before the cursor reached
+// them as one failed delivery: never silent.
+func (e *endpoint) recordGapLocked(g store.Gap, now time.Time) {
+	n := g.To - g.From + 1
+	dl := &delivery{Delivery: store.Delivery{
+		ID: "dlv_" + ulid.Make().String(), WebhookID: e.id, EventSeq: g.From,
+		Status: store.DeliveryFailed, CreatedAt: now, LastAttemptAt: now,
+		LastError: fmt.Sprintf("events %d-%d (%d) were overwritten in the ring buffer before this endpoint took them; whether they matched is unknown", g.From, g.To, n),
+	}, final: true}
+	e.failed++
+	e.addLocked(dl)
+	e.d.metrics.overwritten.Add(float64(n))
+	e.d.metrics.deliveries.WithLabelValues("overwritten").Inc()
+	e.d.cfg.Logger.Warn("events overwritten before delivery", "webhook", e.id, "from", g.From, "to", g.To)
+}
+
+func (e *endpoint) addLocked(dl *delivery) {
+	if e.log.add(dl) {
+		e.d.metrics.logDropped.Inc()
+	}
+}
+
+// launchLocked starts one attempt of dl on its own goroutine.
+func (e *endpoint) launchLocked(dl *delivery, manual bool) {
+	e.inFlight++
+	dl.busy = true
+	j := attemptJob{dl: dl, manual: manual, url: e.hook.URL, secrets: e.secrets,
+		msgID: e.d.msgID(dl.EventSeq), body: dl.rec.JSON}
+	e.d.wg.Go(func() { e.results <- e.d.attempt(e.ctx, j) })
+}
+
+// finish records the outcome of one attempt.
+func (e *endpoint) finish(r result) {
+	d := e.d
+	now := time.Now()
+	e.mu.Lock()
+	e.inFlight--
+	dl := r.dl
+	dl.busy = false
+	dl.Attempts++
+	dl.LastAttemptAt, dl.Duration, dl.LastStatusCode = r.start, r.dur, r.status
+	outcome, msg := classify(r, d.cfg.Timeout)
+	d.metrics.attempts.WithLabelValues(outcome).Inc()
+	d.metrics.attemptDur.Observe(r.dur.Seconds())
+	disable := false
+	switch {
+	case outcome == outcomeSuccess:
+		dl.Status, dl.LastError, dl.NextAttemptAt = store.DeliverySucceeded, "", time.Time{}
+		if !dl.final {
+			d.metrics.endToEnd.Observe(now.Sub(dl.storedAt).Seconds())
+		}
+		e.finalLocked(dl, now, true)
+	case outcome == outcomeGone:
+		dl.Status, dl.LastError, dl.NextAttemptAt = store.DeliveryFailed, msg+"; the webhook was disabled", time.Time{}
+		e.finalLocked(dl, now, false)
+		disable = e.hook.Enabled
+		e.hook.Enabled, e.hook.DisabledReason = false, ReasonGone
+	case r.manual && dl.entry != nil:
+		dl.LastError = msg // the scheduled retry stands
+		dl.NextAttemptAt = dl.entry.due
+	case r.manual && dl.Status != store.DeliveryRetrying:
+		dl.Status, dl.LastError, dl.NextAttemptAt = store.DeliveryFailed, msg, time.Time{}
+		e.finalLocked(dl, now, false)
+	case dl.retries < len(d.cfg.Schedule):
+		delay := RetryDelay(Jitter(d.cfg.Schedule[dl.retries], d.cfg.Rand()), r.status, r.retryAfter, now, d.longest)
+		dl.retries++
+		dl.Status, dl.LastError, dl.NextAttemptAt = store.DeliveryRetrying, msg, now.Add(delay)
+		ent := &retryEntry{due: dl.NextAttemptAt, ep: e, dlv: dl}
+		dl.entry = ent
+		e.retrying++
+		d.metrics.retries.Inc()
+		d.retries.push(ent)
+	default:
+		dl.Status, dl.LastError, dl.NextAttemptAt = store.DeliveryFailed, msg, time.Time{}
+		e.finalLocked(dl, now, false)
+	}
+	hook := e.hook
+	e.mu.Unlock()
+	if disable {
+		d.cfg.Logger.Warn("webhook disabled", "webhook", e.id, "reason", ReasonGone)
+		_, err := d.hooks.Update(e.ctx, e.id, func(w *store.Webhook) error {
+			w.Enabled, w.DisabledReason, w.UpdatedAt = false, hook.DisabledReason, now.UTC()
+			return nil
+		})
+		if err != nil && e.ctx.Err() == nil {
+			d.cfg.Logger.Error("cannot store the disabled webhook", "webhook", e.id, "err", err)
+		}
+	}
+}
+
+// finalLocked books a delivery's final outcome once: counts, W, and the
+// copy of the event released.
+func (e *endpoint) finalLocked(dl *delivery, now time.Time, ok bool) {
+	if dl.entry == nil {
+		dl.rec = store.Record{}
+	}
+	if dl.final {
+		return
+	}
+	dl.final = true
+	e.inSystem--
+	e.win.finish(now, now.Sub(dl.takenAt))
+	if ok {
+		e.succeeded++
+		e.d.metrics.deliveries.WithLabelValues("succeeded").Inc()
+	} else {
+		e.failed++
+		e.d.metrics.deliveries.WithLabelValues("failed").Inc()
+	}
+}
+
+// retryDue is called by the heap's goroutine when ent falls due.
+func (e *endpoint) retryDue(ent *retryEntry) {
+	e.mu.Lock()
+	dl := ent.dlv
+	if dl.entry == ent {
+		dl.entry = nil
+	}
+	switch {
+	case e.deleted:
+	case dl.Status != store.DeliveryRetrying || dl.busy:
+		// A manual attempt succeeded, or is running and will decide.
+		e.retrying--
+		if dl.Status != store.DeliveryRetrying {
+			dl.rec = store.Record{}
+		}
+	default:
+		dl.busy = true
+		e.due = append(e.due, dueItem{dl: dl})
+	}
+	e.mu.Unlock()
+	if ent.soon {
+		e.soon.Add(-1)
+	}
+	e.poke()
+}
+
+// retryNow queues a manual attempt of delivery id.
+func (e *endpoint) retryNow(ctx context.Context, id string) (store.Delivery, error) {
+	e.mu.Lock()
+	dl := e.log.find(id)
+	if dl == nil {
+		e.mu.Unlock()
+		return store.Delivery{}, fmt.Errorf("delivery %s: %w", id, store.ErrNotFound)
+	}
+	if dl.busy {
+		out := dl.Delivery
+		e.mu.Unlock()
+		return out, nil // already queued or in flight
+	}
+	seq, held := dl.EventSeq, dl.rec.JSON != nil
+	if dl.EventID == "" {
+		e.mu.Unlock()
+		return store.Delivery{}, fmt.Errorf("delivery %s is an overwritten range, not an event: %w", id, store.ErrNotFound)
+	}
+	e.mu.Unlock()
+	var rec store.Record
+	if !held {
+		var err error
+		if rec, err = e.d.log.Get(ctx, seq); err != nil {
+			return store.Delivery{}, fmt.Errorf("event %d is no longer buffered: %w", seq, store.ErrNotFound)
+		}
+	}
+	e.mu.Lock()
+	if !dl.busy {
+		if !held && dl.rec.JSON == nil {
+			dl.rec = rec
+		}
+		dl.busy = true
+		if dl.Status != store.DeliveryRetrying {
+			dl.Status = store.DeliveryPending
+		}
+		dl.NextAttemptAt = time.Now()
+		e.due = append(e.due, dueItem{dl: dl, manual: true})
+	}
+	out := dl.Delivery
+	e.mu.Unlock()
+	e.poke()
+	return out, nil
+}
+
+// checkDrained closes drained once the endpoint has nothing left to do
+// before the drain deadline.
+func (e *endpoint) checkDrained() {
+	if !e.d.draining.Load() {
+		return
+	}
+	target := e.d.target.Load()
+	e.mu.Lock()
+	idle := e.inFlight == 0 &&
+		(!e.hook.Enabled || (e.cursor >= target && len(e.due) == 0 && e.soon.Load() == 0))
+	e.mu.Unlock()
+	if idle {
+		e.drainOnce.Do(func() { close(e.drained) })
+	}
+}
+
+// undelivered counts, after the goroutines have stopped, the matching
+// events not taken up to target, the attempts that were in flight and the
+// deliveries waiting for a retry.
+func (e *endpoint) undelivered(target uint64) (notTaken, inFlight, retrying int) {
+	e.mu.Lock()
+	cursor, filter, deleted := e.cursor, e.filter, e.deleted
+	inFlight, retrying = e.inFlight, e.retrying
+	for _, it := range e.due {
+		if it.manual {
+			retrying++
+		}
+	}
+	e.mu.Unlock()
+	if deleted || cursor >= target {
+		return 0, inFlight, retrying
+	}
+	page, err := e.d.log.Read(context.Background(), cursor, int(min(target-cursor, 1<<20)), filter, nil)
+	if err == nil {
+		for _, r := range page.Records {
+			if r.Seq <= target {
+				notTaken++
+			}
+		}
+	}
+	return notTaken, inFlight, retrying
+}
+
+func (e *endpoint) stats() Stats {
+	newest := e.d.log.Bounds().Newest
+	now := time.Now()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	lambda, w := e.win.rates(now)
+	s := Stats{
+		InFlight: e.inFlight, Retrying: e.retrying, Succeeded: e.succeeded, Failed: e.failed,
+		ArrivalRate: lambda, MeanTimeInSystem: w, InSystem: e.inSystem,
+	}
+	if newest > e.cursor {
+		s.Lag = newest - e.cursor
+	}
+	return s
+}
+
+func (e *endpoint) deliveries(status store.DeliveryStatus, limit int) []store.Delivery {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.log.list(status, limit)
+}
+
+// deliveryLog keeps an endpoint's newest deliveries, a fixed-size ring.
+type deliveryLog struct {
+	buf  []*delivery
+	next int // slot of the next add
+	n    int
+	byID map[string]*delivery
+}
+
+func newDeliveryLog(size int) deliveryLog {
+	return deliveryLog{buf: make([]*delivery, size), byID: make(map[string]*delivery)}
+}
+
+// add records dl, dropping the oldest entry when full (reported as true).
+func (l *deliveryLog) add(dl *delivery) (dropped bool) {
+	if old := l.buf[l.next]; old != nil {
+		delete(l.byID, old.ID)
+		dropped = true
+	} else {
+		l.n++
+	}
+	l.buf[l.next] = dl
+	l.byID[dl.ID] = dl
+	l.next = (l.next + 1) % len(l.buf)
+	return dropped
+}
+
+func (l *deliveryLog) find(id string) *delivery { return l.byID[id] }
+
+// list returns copies, newest first.
+func (l *deliveryLog) list(status store.DeliveryStatus, limit int) []store.Delivery {
+	out := make([]store.Delivery, 0, min(limit, l.n))
+	for i := 1; i <= l.n && len(out) < limit; i++ {
+		dl := l.buf[(l.next-i+len(l.buf))%len(l.buf)]
+		if status == "" || dl.Status == status {
+			out = append(out, dl.Delivery)
+		}
+	}
+	return out
+}

@@ -1,0 +1,178 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+)
+
+// ErrExists is returned by Webhooks.Create when the id is already taken.
+var ErrExists = errors.New("already exists")
+
+// Webhook is a registered endpoint: where matching events are delivered
+// and how they are signed. The registry stores it as is; behaviour lives
+// in gateway.Dispatcher.
+type Webhook struct {
+	ID          string
+	URL         string
+	Types       []string // type patterns; an event matching any is delivered
+	Secret      string   // "whsec_…"; shown to clients only when created
+	Description string
+	Enabled     bool
+	// DisabledReason says why Enabled is false ("disabled by request",
+	// "endpoint answered 410 Gone", …); empty while enabled.
+	DisabledReason string
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// Clone returns a copy of w that shares no slice with it.
+func (w Webhook) Clone() Webhook {
+	w.Types = slices.Clone(w.Types)
+	return w
+}
+
+// DeliveryStatus is where a delivery stands.
+type DeliveryStatus string
+
+// Delivery statuses.
+const (
+	// DeliveryPending: no attempt has finished yet.
+	DeliveryPending DeliveryStatus = "pending"
+	// DeliveryRetrying: an attempt failed and another is due.
+	DeliveryRetrying DeliveryStatus = "retrying"
+	// DeliverySucceeded: an attempt got a 2xx answer.
+	DeliverySucceeded DeliveryStatus = "succeeded"
+	// DeliveryFailed: the attempts are used up, or the event was
+	// overwritten before the endpoint could take it.
+	DeliveryFailed DeliveryStatus = "failed"
+)
+
+// Valid reports whether s is one of the four statuses.
+func (s DeliveryStatus) Valid() bool {
+	switch s {
+	case DeliveryPending, DeliveryRetrying, DeliverySucceeded, DeliveryFailed:
+		return true
+	}
+	return false
+}
+
+// Delivery is one event's delivery to one webhook, as the delivery log
+// shows it. Zero fields have not happened yet (no attempt, no status code,
+// no next attempt).
+type Delivery struct {
+	ID             string
+	WebhookID      string
+	EventSeq       uint64
+	EventID        string // "" when the event was overwritten before it was taken
+	Status         DeliveryStatus
+	Attempts       int
+	LastStatusCode int    // 0 when no answer was received
+	LastError      string // "" after a success or before any attempt
+	LastAttemptAt  time.Time
+	NextAttemptAt  time.Time
+	Duration       time.Duration // of the last attempt
+	CreatedAt      time.Time
+}
+
+// Webhooks is the webhook registry contract. Implementations are safe for
+// concurrent use and return copies: callers may keep and modify what they
+// get. Get, Update and Delete return ErrNotFound (possibly wrapped) for an
+// unknown id; Create returns ErrExists for a taken one.
+type Webhooks interface {
+	// Create stores w under w.ID.
+	Create(ctx context.Context, w Webhook) error
+	// Get returns the webhook stored under id.
+	Get(ctx context.Context, id string) (Webhook, error)
+	// List returns every webhook, oldest first (by CreatedAt, then ID).
+	List(ctx context.Context) ([]Webhook, error)
+	// Update applies fn to the stored webhook atomically and stores the
+	// result unless fn fails; it returns the stored value. fn must not
+	// change ID and must not block.
+	Update(ctx context.Context, id string, fn func(*Webhook) error) (Webhook, error)
+	// Delete removes the webhook.
+	Delete(ctx context.Context, id string) error
+}
+
+// MemWebhooks is a Webhooks registry held in memory. The zero value is
+// empty and ready to use; it is safe for concurrent use.
+type MemWebhooks struct {
+	mu    sync.RWMutex
+	hooks map[string]Webhook
+}
+
+// Create implements Webhooks.
+func (m *MemWebhooks) Create(_ context.Context, w Webhook) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.hooks[w.ID]; ok {
+		return fmt.Errorf("webhook %s: %w", w.ID, ErrExists)
+	}
+	if m.hooks == nil {
+		m.hooks = make(map[string]Webhook)
+	}
+	m.hooks[w.ID] = w.Clone()
+	return nil
+}
+
+// Get implements Webhooks.
+func (m *MemWebhooks) Get(_ context.Context, id string) (Webhook, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	w, ok := m.hooks[id]
+	if !ok {
+		return Webhook{}, fmt.Errorf("webhook %s: %w", id, ErrNotFound)
+	}
+	return w.Clone(), nil
+}
+
+// List implements Webhooks.
+func (m *MemWebhooks) List(context.Context) ([]Webhook, error) {
+	m.mu.RLock()
+	out := make([]Webhook, 0, len(m.hooks))
+	for _, w := range m.hooks {
+		out = append(out, w.Clone())
+	}
+	m.mu.RUnlock()
+	slices.SortFunc(out, func(a, b Webhook) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	return out, nil
+}
+
+// Update implements Webhooks.
+func (m *MemWebhooks) Update(_ context.Context, id string, fn func(*Webhook) error) (Webhook, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	w, ok := m.hooks[id]
+	if !ok {
+		return Webhook{}, fmt.Errorf("webhook %s: %w", id, ErrNotFound)
+	}
+	w = w.Clone()
+	if err := fn(&w); err != nil {
+		return Webhook{}, err
+	}
+	w.ID = id
+	m.hooks[id] = w
+	return w.Clone(), nil
+}
+
+// Delete implements Webhooks.
+func (m *MemWebhooks) Delete(_ context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.hooks[id]; !ok {
+		return fmt.Errorf("webhook %s: %w", id, ErrNotFound)
+	}
+	delete(m.hooks, id)
+	return nil
+}
+
+var _ Webhooks = (*MemWebhooks)(nil)
