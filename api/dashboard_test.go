@@ -38,6 +38,7 @@ func TestDashboard(t *testing.T) {
 	t.Run("APIKey", func(t *testing.T) { testAPIKey(t, b) })
 	t.Run("EventsAppear", func(t *testing.T) { needs(t, "/v1/stream"); testEventsAppear(t, b) })
 	t.Run("PauseResume", func(t *testing.T) { needs(t, "/v1/stream"); testPauseResume(t, b) })
+	t.Run("SlowConsumer", func(t *testing.T) { needs(t, "/v1/stream"); testSlowConsumer(t, b) })
 	t.Run("Webhook", func(t *testing.T) { testWebhook(t, b) })
 	t.Run("Screenshots", func(t *testing.T) { needs(t, "/v1/stream", "/v1/webhooks"); testScreenshots(t, b) })
 }
@@ -434,4 +435,34 @@ func testWebhook(t *testing.T, b *browser) {
 	p.waitJS("the card to go", card+` === null`)
 	resp, body = g.do(t, http.MethodGet, "/v1/webhooks/"+id, "", nil)
 	wantStatus(t, resp, body, http.StatusNotFound)
+}
+
+func testSlowConsumer(t *testing.T, b *browser) {
+	// A stream queue of 5 makes a batch of 100 events more than this page
+	// may lag: the gateway closes it with 1008, and the page resumes with
+	// after, losing nothing and showing nothing twice.
+	g := startGateway(t, func(o *options) { o.Hub.Queue = 5 })
+	p := b.open(t, g.URL+"/", desktopW, desktopH, notYet...)
+	waitLive(p)
+	batch := make([]map[string]any, 100)
+	for i := range batch {
+		batch[i] = map[string]any{"type": "burst", "data": i}
+	}
+	for range 3 {
+		resp, body := g.postJSON(t, "/v1/events", batch)
+		wantStatus(t, resp, body, http.StatusAccepted)
+	}
+	p.waitJS("300 events", `document.querySelectorAll('#events li.event').length >= 300`)
+	got := seqsShown(p)
+	if len(got) != 300 {
+		t.Fatalf("%d rows, want 300", len(got))
+	}
+	for i, s := range got {
+		if s != 300-i {
+			t.Fatalf("row %d is seq %d, want %d", i, s, 300-i)
+		}
+	}
+	if n := eval[int](p, `document.querySelectorAll('#events li.notice-slow').length`); n == 0 {
+		t.Error("the gateway never cut the page off as too slow: the test did not test the resume")
+	}
 }
