@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,17 +33,27 @@ type endpoint struct {
 	mu        sync.Mutex
 	hook      store.Webhook
 	filter    store.Filter
-	secrets   []signature.Secret
-	cursor    uint64
-	due       []dueItem // retries that fell due and manual retries, in order
-	inFlight  int
-	retrying  int // heap entries + due retries
-	inSystem  int // taken and not yet at a final outcome
-	succeeded uint64
-	failed    uint64
-	win       window
-	log       deliveryLog
-	deleted   bool
+	secrets   []signature.Secret // new first; replaced, never modified
+	prevUntil time.Time          // the previous secret signs until then; zero: none
+	headers   map[string]string  // custom headers; replaced, never modified
+	bucket    tokenBucket        // rate_limit (and the handshake's allowed rate)
+	hs        handshakeState
+	// failingSince is when the first failed attempt of the current
+	// failure streak started; zero after a success.
+	failingSince time.Time
+	replay       *replayRange // a replay in progress; nil when none
+	tails        map[*Tail]struct{}
+	ops          []opEvent // operational events to publish, outside mu
+	cursor       uint64
+	due          []dueItem // retries that fell due and manual retries, in order
+	inFlight     int
+	retrying     int // heap entries + due retries
+	inSystem     int // taken and not yet at a final outcome
+	succeeded    uint64
+	failed       uint64
+	win          window
+	log          deliveryLog
+	deleted      bool
 }
 
 type dueItem struct {
@@ -61,10 +72,12 @@ type delivery struct {
 	entry    *retryEntry // non-nil while waiting on the heap
 	busy     bool        // queued in due or in flight
 	final    bool        // has reached a final outcome once
+	typ      string      // the event's type (no loops: see finalLocked)
 }
 
 // result is what an attempt goroutine reports.
 type result struct {
+	hs         *handshakeResult // non-nil for a handshake, dl is then nil
 	dl         *delivery
 	manual     bool
 	start      time.Time
@@ -80,20 +93,23 @@ func (d *Dispatcher) newEndpoint(w store.Webhook, cursor uint64) (*endpoint, err
 		d:       d,
 		id:      w.ID,
 		kick:    make(chan struct{}, 1),
-		results: make(chan result, d.cfg.Concurrency),
+		results: make(chan result, d.cfg.Concurrency+1), // + one handshake
 		drained: make(chan struct{}),
 		cursor:  cursor,
 		log:     newDeliveryLog(d.cfg.DeliveryLogSize),
+		tails:   make(map[*Tail]struct{}),
 	}
-	if err := ep.setHook(w); err != nil {
+	if err := ep.setHook(w, time.Now()); err != nil {
 		return nil, err
 	}
 	ep.ctx, ep.cancel = context.WithCancel(d.base)
 	return ep, nil
 }
 
-// setHook parses w's patterns and secret; callers hold mu or own ep.
-func (e *endpoint) setHook(w store.Webhook) error {
+// setHook parses w's patterns and secrets and installs w; callers hold
+// mu or own ep. The previous secret is kept only while it has not expired
+// at now.
+func (e *endpoint) setHook(w store.Webhook, now time.Time) error {
 	f, err := store.ParseFilter(w.Types)
 	if err != nil {
 		return err
@@ -102,21 +118,48 @@ func (e *endpoint) setHook(w store.Webhook) error {
 	if err != nil {
 		return err
 	}
-	e.hook, e.filter, e.secrets = w, f, []signature.Secret{s}
+	secrets, until := []signature.Secret{s}, time.Time{}
+	if w.PreviousSecret != "" && now.Before(w.PreviousExpires) {
+		prev, err := signature.ParseSecret(w.PreviousSecret)
+		if err != nil {
+			return err
+		}
+		secrets, until = append(secrets, prev), w.PreviousExpires
+	}
+	if w.RateLimit < 0 || w.RateLimit > MaxRateLimit {
+		return fmt.Errorf("rate limit %v is outside 0..%d", w.RateLimit, MaxRateLimit)
+	}
+	if errs := CheckHeaders(w.Headers); len(errs) > 0 {
+		return errs[0]
+	}
+	old := e.hook
+	if w.AwaitingHandshake && (!old.AwaitingHandshake || old.URL != w.URL) {
+		e.hs.reset()
+	}
+	if w.Enabled && !old.Enabled {
+		e.failingSince = time.Time{} // a new streak starts when re-enabled
+	}
+	e.hook, e.filter, e.secrets, e.prevUntil = w, f, secrets, until
+	e.headers = maps.Clone(w.Headers)
+	e.bucket.set(w.RateLimit, e.hs.allowedRate, now)
 	return nil
 }
 
-// apply installs an updated webhook; a non-zero cursor moves the cursor
-// there (re-enabled with resume newest).
-func (e *endpoint) apply(w store.Webhook, cursor uint64) error {
+// apply installs an updated webhook; with newest it moves the cursor to
+// newest (re-enabled with resume newest). It returns the seq delivery
+// continues after.
+func (e *endpoint) apply(w store.Webhook, newest bool) (uint64, error) {
 	e.mu.Lock()
-	err := e.setHook(w)
-	if err == nil && cursor > e.cursor {
-		e.cursor = cursor
+	err := e.setHook(w, time.Now())
+	if err == nil && newest {
+		if n := e.d.log.Bounds().Newest; n > e.cursor {
+			e.cursor = n
+		}
 	}
+	cursor := e.cursor
 	e.mu.Unlock()
 	e.poke()
-	return err
+	return cursor, err
 }
 
 // poke wakes the endpoint's goroutine without blocking.
@@ -127,22 +170,35 @@ func (e *endpoint) poke() {
 	}
 }
 
-// remove stops the endpoint for good (Delete).
+// remove stops the endpoint for good (Delete) and ends its tails.
 func (e *endpoint) remove() {
 	e.mu.Lock()
 	e.deleted = true
+	e.closeTailsLocked()
 	e.mu.Unlock()
 	e.cancel()
 }
 
-// run is the endpoint's goroutine.
+// run is the endpoint's goroutine. Besides new events, finished attempts
+// and kicks, it waits on one timer for whatever falls due next: a rate
+// limit token, the previous secret's expiry, a handshake retry.
 func (e *endpoint) run() {
 	defer e.drainOnce.Do(func() { close(e.drained) })
 	var buf []store.Record
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
 	for {
-		wait := e.step(&buf)
+		wait, at := e.step(&buf)
+		e.flushOps()
 		e.checkDrained()
+		var tick <-chan time.Time
+		if !at.IsZero() {
+			timer.Reset(time.Until(at))
+			tick = timer.C
+		}
 		select {
+		case <-tick:
 		case r := <-e.results:
 			e.finish(r)
 			// Book every finished attempt before reading again, so one
@@ -155,23 +211,36 @@ func (e *endpoint) run() {
 					more = false
 				}
 			}
+			e.flushOps()
 		case <-wait:
 		case <-e.kick:
 		case <-e.ctx.Done():
 			return
 		}
+		timer.Stop()
 	}
 }
 
-// step starts what it can: due retries first, then new events from the
-// log while fewer than Concurrency attempts are in flight and fewer than
-// MaxRetrying wait for a retry. It returns the channel to wait on for new
-// events, or nil when it cannot take any now.
-func (e *endpoint) step(buf *[]store.Record) <-chan struct{} {
+// step starts what it can: the handshake while one is awaited, else due
+// retries first, then replayed and new events from the log, while fewer
+// than Concurrency attempts are in flight, fewer than MaxRetrying wait for
+// a retry and the rate limit has tokens. It returns the channel to wait on
+// for new events (nil when it cannot take any now) and when to wake up
+// regardless (zero: never).
+func (e *endpoint) step(buf *[]store.Record) (<-chan struct{}, time.Time) {
 	d := e.d
 	draining, target := d.draining.Load(), d.target.Load()
+	now := time.Now()
 	e.mu.Lock()
-	for e.hook.Enabled && e.inFlight < d.cfg.Concurrency && len(e.due) > 0 {
+	e.expireSecretLocked(now)
+	wake := e.prevUntil
+	if e.hook.AwaitingHandshake {
+		wake = earliest(wake, e.handshakeLocked(now, draining))
+		e.mu.Unlock()
+		return nil, wake
+	}
+	tokens := e.bucket.available(now)
+	for e.hook.Enabled && e.inFlight < d.cfg.Concurrency && len(e.due) > 0 && tokens > 0 {
 		it := e.due[0]
 		e.due[0] = dueItem{}
 		e.due = e.due[1:]
@@ -179,15 +248,40 @@ func (e *endpoint) step(buf *[]store.Record) <-chan struct{} {
 			e.retrying--
 		}
 		e.launchLocked(it.dl, it.manual)
+		tokens--
 	}
 	// Every attempt in flight may come back as a retry: counting them keeps
 	// retrying <= MaxRetrying strictly.
 	free := min(d.cfg.Concurrency-e.inFlight, d.cfg.MaxRetrying-e.retrying-e.inFlight)
-	canRead := e.hook.Enabled && !e.deleted && free > 0 && !(draining && e.cursor >= target)
+	active := e.hook.Enabled && !e.deleted
+	if active && free > 0 && tokens == 0 && (len(e.due) > 0 || e.replay != nil || e.cursor < d.log.Bounds().Newest) {
+		// Work waits for a token, not for a slot: wake when one is due.
+		d.metrics.rateWaits.Inc()
+		wake = earliest(wake, e.bucket.next(now))
+	}
+	free = min(free, tokens)
+	canRead := active && free > 0 && !(draining && e.cursor >= target)
+	var rp *replayRange
+	if active && free > 0 && !draining && e.replay != nil {
+		rp = e.replay
+	}
 	cursor, filter := e.cursor, e.filter
 	e.mu.Unlock()
-	if !canRead {
-		return nil
+
+	if rp != nil {
+		// A replay shares the slots: it takes half of them (at least one)
+		// while live events wait, so neither starves the other.
+		n := free
+		if canRead && free > 1 {
+			n = free / 2
+		}
+		free -= e.readReplay(rp, n, filter, buf)
+	}
+	if !canRead || free <= 0 {
+		if canRead {
+			return closedChan, wake // the replay used the slots: read live next round
+		}
+		return nil, wake
 	}
 
 	page, err := d.log.Read(e.ctx, cursor, free, filter, (*buf)[:0])
@@ -195,9 +289,8 @@ func (e *endpoint) step(buf *[]store.Record) <-chan struct{} {
 		if e.ctx.Err() == nil {
 			d.cfg.Logger.Error("webhook cannot read the log", "webhook", e.id, "err", err)
 		}
-		retry := make(chan struct{}) // the log is failing: try again in a second
-		time.AfterFunc(time.Second, func() { close(retry) })
-		return retry
+		// The log is failing: try again in a second.
+		return nil, earliest(wake, now.Add(time.Second))
 	}
 	*buf = page.Records
 	recs, next := page.Records, page.Next
@@ -207,17 +300,30 @@ func (e *endpoint) step(buf *[]store.Record) <-chan struct{} {
 		}
 		next = target
 	}
+	recs = e.dropSelf(recs)
 
-	now := time.Now()
+	now = time.Now()
 	e.mu.Lock()
 	if e.cursor != cursor || e.deleted {
 		e.mu.Unlock()
-		return closedChan // moved meanwhile (resume newest): read again
+		return closedChan, wake // moved meanwhile (resume newest): read again
 	}
 	e.cursor = next
 	if page.Gap != nil {
 		e.recordGapLocked(*page.Gap, now)
 	}
+	e.takeLocked(recs, now)
+	e.mu.Unlock()
+	clear(*buf) // do not pin records in the read buffer
+	if draining && next >= target {
+		return nil, wake
+	}
+	return d.log.Wait(next), wake
+}
+
+// takeLocked turns records into deliveries and launches their first
+// attempts (the caller has checked slots and tokens).
+func (e *endpoint) takeLocked(recs []store.Record, now time.Time) {
 	e.win.arrive(now, len(recs))
 	for i := range recs {
 		dl := &delivery{
@@ -229,17 +335,20 @@ func (e *endpoint) step(buf *[]store.Record) <-chan struct{} {
 			rec:      recs[i],
 			storedAt: time.Unix(0, recs[i].StoredAt),
 			takenAt:  now,
+			typ:      recs[i].Type,
 		}
 		e.inSystem++
 		e.addLocked(dl)
 		e.launchLocked(dl, false)
 	}
-	e.mu.Unlock()
-	clear(*buf) // do not pin records in the read buffer
-	if draining && next >= target {
-		return nil
+}
+
+// earliest returns the earlier of a and b, ignoring zero times.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
 	}
-	return d.log.Wait(next)
+	return a
 }
 
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
@@ -255,6 +364,8 @@ func (e *endpoint) recordGapLocked(g store.Gap, now time.Time) {
 	}, final: true}
 	e.failed++
 	e.addLocked(dl)
+	e.tailLocked(dl, 0)
+	e.opDeliveryFailedLocked(dl)
 	e.d.metrics.overwritten.Add(float64(n))
 	e.d.metrics.deliveries.WithLabelValues("overwritten").Inc()
 	e.d.cfg.Logger.Warn("events overwritten before delivery", "webhook", e.id, "from", g.From, "to", g.To)
@@ -266,17 +377,23 @@ func (e *endpoint) addLocked(dl *delivery) {
 	}
 }
 
-// launchLocked starts one attempt of dl on its own goroutine.
+// launchLocked starts one attempt of dl on its own goroutine, taking a
+// rate-limit token.
 func (e *endpoint) launchLocked(dl *delivery, manual bool) {
 	e.inFlight++
+	e.bucket.take()
 	dl.busy = true
-	j := attemptJob{dl: dl, manual: manual, url: e.hook.URL, secrets: e.secrets,
+	j := attemptJob{dl: dl, manual: manual, url: e.hook.URL, secrets: e.secrets, headers: e.headers,
 		msgID: e.d.msgID(dl.EventSeq), body: dl.rec.JSON}
 	e.d.wg.Go(func() { e.results <- e.d.attempt(e.ctx, j) })
 }
 
 // finish records the outcome of one attempt.
 func (e *endpoint) finish(r result) {
+	if r.hs != nil {
+		e.finishHandshake(r)
+		return
+	}
 	d := e.d
 	now := time.Now()
 	e.mu.Lock()
@@ -288,7 +405,16 @@ func (e *endpoint) finish(r result) {
 	outcome, msg := classify(r, d.cfg.Timeout)
 	d.metrics.attempts.WithLabelValues(outcome).Inc()
 	d.metrics.attemptDur.Observe(r.dur.Seconds())
-	disable := false
+	switch outcome {
+	case outcomeSuccess:
+		e.failingSince = time.Time{}
+	case outcomeCanceled:
+	default:
+		if e.failingSince.IsZero() {
+			e.failingSince = r.start
+		}
+	}
+	disable := ""
 	switch {
 	case outcome == outcomeSuccess:
 		dl.Status, dl.LastError, dl.NextAttemptAt = store.DeliverySucceeded, "", time.Time{}
@@ -299,8 +425,7 @@ func (e *endpoint) finish(r result) {
 	case outcome == outcomeGone:
 		dl.Status, dl.LastError, dl.NextAttemptAt = store.DeliveryFailed, msg+"; the webhook was disabled", time.Time{}
 		e.finalLocked(dl, now, false)
-		disable = e.hook.Enabled
-		e.hook.Enabled, e.hook.DisabledReason = false, ReasonGone
+		disable = ReasonGone
 	case r.manual && dl.entry != nil:
 		dl.LastError = msg // the scheduled retry stands
 		dl.NextAttemptAt = dl.entry.due
@@ -320,17 +445,14 @@ func (e *endpoint) finish(r result) {
 		dl.Status, dl.LastError, dl.NextAttemptAt = store.DeliveryFailed, msg, time.Time{}
 		e.finalLocked(dl, now, false)
 	}
-	hook := e.hook
+	if disable == "" && !e.failingSince.IsZero() && now.Sub(e.failingSince) >= d.cfg.DisableAfter {
+		disable = ReasonFailing(d.cfg.DisableAfter)
+	}
+	e.tailLocked(dl, dl.Attempts)
+	disabled := disable != "" && e.disableLocked(disable, now)
 	e.mu.Unlock()
-	if disable {
-		d.cfg.Logger.Warn("webhook disabled", "webhook", e.id, "reason", ReasonGone)
-		_, err := d.hooks.Update(e.ctx, e.id, func(w *store.Webhook) error {
-			w.Enabled, w.DisabledReason, w.UpdatedAt = false, hook.DisabledReason, now.UTC()
-			return nil
-		})
-		if err != nil && e.ctx.Err() == nil {
-			d.cfg.Logger.Error("cannot store the disabled webhook", "webhook", e.id, "err", err)
-		}
+	if disabled {
+		e.persistDisabled(disable, now)
 	}
 }
 
@@ -352,6 +474,11 @@ func (e *endpoint) finalLocked(dl *delivery, now time.Time, ok bool) {
 	} else {
 		e.failed++
 		e.d.metrics.deliveries.WithLabelValues("failed").Inc()
+		// No loops: a failure delivering an eventgate.delivery.failed
+		// event records no further event.
+		if dl.typ != TypeDeliveryFailed {
+			e.opDeliveryFailedLocked(dl)
+		}
 	}
 }
 
@@ -433,8 +560,9 @@ func (e *endpoint) checkDrained() {
 	}
 	target := e.d.target.Load()
 	e.mu.Lock()
+	// An endpoint awaiting its handshake can deliver nothing: idle.
 	idle := e.inFlight == 0 &&
-		(!e.hook.Enabled || (e.cursor >= target && len(e.due) == 0 && e.soon.Load() == 0))
+		(!e.hook.Enabled || e.hook.AwaitingHandshake || (e.cursor >= target && len(e.due) == 0 && e.soon.Load() == 0))
 	e.mu.Unlock()
 	if idle {
 		e.drainOnce.Do(func() { close(e.drained) })
