@@ -254,9 +254,12 @@ func (e *endpoint) step(buf *[]store.Record) (<-chan struct{}, time.Time) {
 	// retrying <= MaxRetrying strictly.
 	free := min(d.cfg.Concurrency-e.inFlight, d.cfg.MaxRetrying-e.retrying-e.inFlight)
 	active := e.hook.Enabled && !e.deleted
-	if active && free > 0 && tokens == 0 && (len(e.due) > 0 || e.replay != nil || e.cursor < d.log.Bounds().Newest) {
-		// Work waits for a token, not for a slot: wake when one is due.
-		d.metrics.rateWaits.Inc()
+	if active && free > 0 && tokens == 0 {
+		// Work waits for a token, not for a slot: wake when one is due
+		// (and then wait on the log as usual).
+		if len(e.due) > 0 || e.replay != nil || e.cursor < d.log.Bounds().Newest {
+			d.metrics.rateWaits.Inc()
+		}
 		wake = earliest(wake, e.bucket.next(now))
 	}
 	free = min(free, tokens)

@@ -318,3 +318,81 @@ func counterVecValue(t *testing.T, reg *prometheus.Registry, name, label string)
 	}
 	return 0
 }
+
+// TestRateLimitIdleThenBurst: a limited endpoint that spent its tokens
+// while the log was empty still wakes for the next event (it waits on
+// its timer, then on the log), and attempts are spaced by the rate.
+func TestRateLimitIdleThenBurst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, stop := startRig(t, gateway.DispatcherConfig{})
+		defer stop()
+		r.hook(t, store.Webhook{URL: "http://slow.test/hook", RateLimit: 2})
+		r.publish(t, "a.b") // takes the only token (burst 1 at 2/s)
+		synctest.Wait()
+		time.Sleep(10 * time.Second)
+		for range 3 {
+			r.publish(t, "a.b")
+		}
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		got := r.net.requests("slow.test")
+		if len(got) != 4 {
+			t.Fatalf("%d requests, want 4", len(got))
+		}
+		if d1, d2 := got[2].at.Sub(got[1].at), got[3].at.Sub(got[2].at); d1 != 500*time.Millisecond || d2 != 500*time.Millisecond {
+			t.Fatalf("spacing %s, %s; want 500ms at 2/s", d1, d2)
+		}
+	})
+}
+
+// TestDeliveryTailDropsSlowSubscriber: a tail that does not read is cut
+// off once TailBuffer attempts wait for it; the endpoint never blocks on
+// it, and a reading tail keeps going. Run's end closes the rest.
+func TestDeliveryTailDropsSlowSubscriber(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, stop := startRig(t, gateway.DispatcherConfig{})
+		h := r.hook(t, store.Webhook{URL: "http://a.test/hook"})
+		slow, err := r.disp.TailDeliveries(h.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		live, err := r.disp.TailDeliveries(h.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seen []gateway.Attempt
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for a := range live.C {
+				seen = append(seen, a)
+			}
+		}()
+		for range gateway.TailBuffer + 10 {
+			r.publish(t, "a.b")
+		}
+		synctest.Wait()
+		n := 0
+		for range slow.C {
+			n++
+		}
+		if !slow.Dropped() || n != gateway.TailBuffer {
+			t.Fatalf("slow tail: dropped %v after %d attempts", slow.Dropped(), n)
+		}
+		if got := counterValue(t, r.reg, "eventgate_webhook_tail_dropped_total"); got != 1 {
+			t.Fatalf("dropped counter = %v", got)
+		}
+		if s := r.disp.Stats(h.ID); s.Succeeded != gateway.TailBuffer+10 {
+			t.Fatalf("the endpoint was held back: %+v", s)
+		}
+		stop() // Run's end closes the live tail
+		<-done
+		if len(seen) != gateway.TailBuffer+10 || live.Dropped() || seen[0].Attempt != 1 || seen[0].Status != store.DeliverySucceeded {
+			t.Fatalf("live tail saw %d (dropped %v): %+v", len(seen), live.Dropped(), seen[0])
+		}
+		live.Close() // idempotent after the end
+		if _, err := r.disp.TailDeliveries(h.ID); err == nil {
+			t.Fatal("a tail was opened after Run ended")
+		}
+	})
+}
