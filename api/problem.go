@@ -31,6 +31,7 @@ var problemKinds = map[int][2]string{
 	http.StatusNotFound:              {"not-found", "Not found"},
 	http.StatusMethodNotAllowed:      {"method-not-allowed", "Method not allowed"},
 	http.StatusRequestEntityTooLarge: {"body-too-large", "Request body too large"},
+	http.StatusConflict:              {"conflict", "Conflict"},
 	http.StatusUnsupportedMediaType:  {"unsupported-media-type", "Unsupported media type"},
 	http.StatusUnprocessableEntity:   {"validation-error", "Validation failed"},
 	http.StatusTooManyRequests:       {"rate-limited", "Too many requests"},

@@ -6,6 +6,7 @@ package api
 import (
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/eventgate/eventgate/gateway"
 	"github.com/eventgate/eventgate/web"
@@ -38,6 +39,9 @@ type Config struct {
 	// MaxInflight caps API requests handled at once (streams excluded);
 	// more get 503 at once. Default DefaultMaxInflight.
 	MaxInflight int
+	// TailHeartbeat is how often an idle delivery tail gets a keep-alive
+	// comment (default DefaultTailHeartbeat).
+	TailHeartbeat time.Duration
 	// IngestRate limits POST /v1/events to this many events per second
 	// per API key (per client IP when open); 0 means no limit.
 	IngestRate int
@@ -118,9 +122,15 @@ func (s *Server) routes() chi.Router {
 			r.Get("/events/{seq}", s.getEvent)
 			s.webhookRoutes(r)
 		})
+		// Long-lived streams: outside the in-flight limiter, whose tokens
+		// are for short requests (a stream would hold one for its whole
+		// life), but still behind the key, which browsers' EventSource and
+		// WebSocket may send as access_token. Streams are bounded by their
+		// own limits (--stream-queue, gateway.MaxTails per webhook).
 		r.Group(func(r chi.Router) {
 			r.Use(s.keys.requireKey(true))
 			s.streamRoutes(r)
+			r.Get("/webhooks/{id}/deliveries/stream", s.tailDeliveries)
 		})
 	})
 	return r

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/eventgate/eventgate/gateway"
@@ -23,24 +25,32 @@ func (s *Server) webhookRoutes(r chi.Router) {
 	r.Delete("/webhooks/{id}", s.deleteWebhook)
 	r.Get("/webhooks/{id}/deliveries", s.listDeliveries)
 	r.Post("/webhooks/{id}/deliveries/{delivery_id}/retry", s.retryDelivery)
+	r.Post("/webhooks/{id}/rotate-secret", s.rotateSecret)
+	r.Post("/webhooks/{id}/replay", s.replayWebhook)
 }
 
 // webhookCreate is the body of POST /v1/webhooks.
 type webhookCreate struct {
-	URL         string   `json:"url" validate:"required,max=2048,http_url"`
-	Types       []string `json:"types" validate:"omitnil,min=1,max=100,dive,pattern"`
-	Secret      string   `json:"secret" validate:"omitempty,whsecret"`
-	Description string   `json:"description" validate:"max=1024"`
-	Enabled     *bool    `json:"enabled"`
+	URL         string            `json:"url" validate:"required,max=2048,http_url"`
+	Types       []string          `json:"types" validate:"omitnil,min=1,max=100,dive,pattern"`
+	Secret      string            `json:"secret" validate:"omitempty,whsecret"`
+	Description string            `json:"description" validate:"max=1024"`
+	Enabled     *bool             `json:"enabled"`
+	Headers     map[string]string `json:"headers"` // checked by gateway.CheckHeaders
+	RateLimit   float64           `json:"rate_limit" validate:"min=0,max=10000"`
+	Handshake   bool              `json:"handshake"`
 }
 
 // webhookPatch is the body of PATCH /v1/webhooks/{id}.
 type webhookPatch struct {
-	URL         *string   `json:"url" validate:"omitnil,max=2048,http_url"`
-	Types       *[]string `json:"types" validate:"omitnil,min=1,max=100,dive,pattern"`
-	Description *string   `json:"description" validate:"omitnil,max=1024"`
-	Enabled     *bool     `json:"enabled"`
-	Resume      string    `json:"resume" validate:"omitempty,oneof=cursor newest"`
+	URL         *string            `json:"url" validate:"omitnil,max=2048,http_url"`
+	Types       *[]string          `json:"types" validate:"omitnil,min=1,max=100,dive,pattern"`
+	Description *string            `json:"description" validate:"omitnil,max=1024"`
+	Enabled     *bool              `json:"enabled"`
+	Resume      string             `json:"resume" validate:"omitempty,oneof=cursor newest"`
+	Headers     *map[string]string `json:"headers"` // checked by gateway.CheckHeaders
+	RateLimit   *float64           `json:"rate_limit" validate:"omitnil,min=0,max=10000"`
+	Handshake   *bool              `json:"handshake"`
 }
 
 // webhookJSON is a webhook as answered; Secret only in the create answer.
@@ -59,6 +69,14 @@ type webhookJSON struct {
 	UpdatedAt      time.Time         `json:"updated_at"`
 	Stats          statsJSON         `json:"stats"`
 	Secret         string            `json:"secret,omitempty"`
+	// Resumed is set in the answer of a PATCH that re-enabled the webhook.
+	Resumed *resumedJSON `json:"resumed,omitempty"`
+}
+
+// resumedJSON says where a re-enabled webhook continues.
+type resumedJSON struct {
+	From  string `json:"from"`
+	After uint64 `json:"after"`
 }
 
 type statsJSON struct {
@@ -75,7 +93,7 @@ func (s *Server) webhookOut(w store.Webhook) webhookJSON {
 	st := s.cfg.Dispatcher.Stats(w.ID)
 	out := webhookJSON{
 		ID: w.ID, URL: w.URL, Types: w.Types, Description: w.Description, Enabled: w.Enabled,
-		Headers: map[string]string{}, Status: "active",
+		Headers: w.Headers, RateLimit: w.RateLimit, Handshake: w.Handshake, Status: "active",
 		CreatedAt: w.CreatedAt, UpdatedAt: w.UpdatedAt,
 		Stats: statsJSON{
 			InFlight: st.InFlight, Retrying: st.Retrying, Succeeded: st.Succeeded, Failed: st.Failed,
@@ -84,8 +102,14 @@ func (s *Server) webhookOut(w store.Webhook) webhookJSON {
 			InSystem:         st.InSystem,
 		},
 	}
-	if !w.Enabled {
+	if out.Headers == nil {
+		out.Headers = map[string]string{}
+	}
+	switch {
+	case !w.Enabled:
 		out.Status, out.DisabledReason = "disabled", w.DisabledReason
+	case w.AwaitingHandshake:
+		out.Status = "awaiting_handshake"
 	}
 	return out
 }
@@ -182,7 +206,11 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request) {
 	if !s.decodeWebhookBody(w, r, &in) {
 		return
 	}
-	hook := store.Webhook{URL: in.URL, Types: in.Types, Secret: in.Secret, Description: in.Description, Enabled: in.Enabled == nil || *in.Enabled}
+	if !headersValid(w, in.Headers) {
+		return
+	}
+	hook := store.Webhook{URL: in.URL, Types: in.Types, Secret: in.Secret, Description: in.Description, Enabled: in.Enabled == nil || *in.Enabled,
+		Headers: in.Headers, RateLimit: in.RateLimit, Handshake: in.Handshake}
 	created, err := s.cfg.Dispatcher.Create(r.Context(), hook)
 	if err != nil {
 		if !targetRefused(w, err) {
@@ -234,18 +262,26 @@ func (s *Server) updateWebhook(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusUnprocessableEntity, "the update is invalid", FieldError{Field: "/resume", Message: "is allowed only together with enabled: true"})
 		return
 	}
-	u := gateway.WebhookUpdate{URL: in.URL, Description: in.Description, Enabled: in.Enabled, ResumeNewest: in.Resume == "newest"}
+	if in.Headers != nil && !headersValid(w, *in.Headers) {
+		return
+	}
+	u := gateway.WebhookUpdate{URL: in.URL, Description: in.Description, Enabled: in.Enabled, ResumeNewest: in.Resume == "newest",
+		Headers: in.Headers, RateLimit: in.RateLimit, Handshake: in.Handshake}
 	if in.Types != nil {
 		u.Types = *in.Types
 	}
-	hook, err := s.cfg.Dispatcher.Update(r.Context(), id, u)
+	hook, resumed, err := s.cfg.Dispatcher.Update(r.Context(), id, u)
 	if err != nil {
 		if !targetRefused(w, err) {
 			s.lookupFailed(w, "webhook", err)
 		}
 		return
 	}
-	writeJSON(w, http.StatusOK, s.webhookOut(hook))
+	out := s.webhookOut(hook)
+	if resumed != nil {
+		out.Resumed = &resumedJSON{From: resumed.From, After: resumed.After}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request) {
@@ -299,6 +335,31 @@ func (s *Server) retryDelivery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, deliveryOut(d))
+}
+
+// headersValid writes a 422 listing every refused custom header and
+// reports false, or reports true when the headers are fine.
+func headersValid(w http.ResponseWriter, h map[string]string) bool {
+	errs := gateway.CheckHeaders(h)
+	if len(errs) == 0 {
+		return true
+	}
+	fes := make([]FieldError, len(errs))
+	for i, e := range errs {
+		field := "/headers"
+		if e.Name != "" {
+			field += "/" + jsonPointerEscape(e.Name)
+		}
+		fes[i] = FieldError{Field: field, Message: e.Reason}
+	}
+	slices.SortFunc(fes, func(a, b FieldError) int { return strings.Compare(a.Field, b.Field) })
+	fail(w, http.StatusUnprocessableEntity, "the webhook's headers are refused", fes...)
+	return false
+}
+
+// jsonPointerEscape escapes a JSON pointer token (RFC 6901).
+func jsonPointerEscape(s string) string {
+	return strings.NewReplacer("~", "~0", "/", "~1").Replace(s)
 }
 
 // lookupFailed writes 404 for store.ErrNotFound, else a logged 500.

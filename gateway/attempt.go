@@ -21,6 +21,7 @@ type attemptJob struct {
 	manual  bool
 	url     string
 	secrets []signature.Secret
+	headers map[string]string // custom headers; read-only
 	msgID   string
 	body    []byte // the stored event JSON; immutable
 }
@@ -36,6 +37,9 @@ func (d *Dispatcher) attempt(ctx context.Context, j attemptJob) result {
 	if err != nil {
 		r.err = err
 		return r
+	}
+	for k, v := range j.headers { // validated: none is one the gateway sets
+		req.Header.Set(k, v)
 	}
 	req.Header["Content-Type"] = []string{"application/json"}
 	req.Header["User-Agent"] = []string{"eventgate"}

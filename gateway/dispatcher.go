@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -64,6 +66,9 @@ type DispatcherConfig struct {
 	// Rand returns jitter in [0,1); it must be safe for concurrent use
 	// (default: math/rand/v2's Float64).
 	Rand func() float64
+	// Origin is sent as WebHook-Request-Origin in validation handshakes
+	// (default: the host name, or "eventgate" when it is unknown).
+	Origin string
 }
 
 // ErrWebhookNotFound is returned for an unknown webhook or delivery id.
@@ -137,6 +142,12 @@ func NewDispatcher(pub *Publisher, cfg DispatcherConfig) *Dispatcher {
 	}
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Float64
+	}
+	if cfg.Origin == "" {
+		cfg.Origin = "eventgate"
+		if h, err := os.Hostname(); err == nil && h != "" {
+			cfg.Origin = h
+		}
 	}
 	if cfg.Transport == nil {
 		cfg.Transport = newTransport(cfg)
@@ -225,6 +236,11 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	defer stop()
 	<-d.base.Done()
 	d.wg.Wait()
+	for _, ep := range d.endpointList() {
+		ep.mu.Lock()
+		ep.closeTailsLocked()
+		ep.mu.Unlock()
+	}
 	if t, ok := d.cfg.Transport.(interface{ CloseIdleConnections() }); ok {
 		t.CloseIdleConnections()
 	}
@@ -355,8 +371,11 @@ func (d *Dispatcher) CheckURL(ctx context.Context, raw string) error {
 // Create registers w: it assigns ID ("wh_" + ULID), CreatedAt and
 // UpdatedAt, and a secret when w.Secret is empty, and returns the stored
 // webhook (secret included). Delivery starts with events stored after this
-// call. It fails with a *TargetError for a refused URL, and with an error
-// for invalid patterns or secret (the api validates those first).
+// call; with w.Handshake, only once the endpoint has accepted the
+// validation handshake (AwaitingHandshake until then). It fails with a
+// *TargetError for a refused URL, and with an error for invalid patterns,
+// secret, headers (a *HeaderError) or rate limit (the api validates those
+// first).
 func (d *Dispatcher) Create(ctx context.Context, w store.Webhook) (store.Webhook, error) {
 	if err := d.CheckURL(ctx, w.URL); err != nil {
 		return store.Webhook{}, err
@@ -364,6 +383,8 @@ func (d *Dispatcher) Create(ctx context.Context, w store.Webhook) (store.Webhook
 	if len(w.Types) == 0 {
 		w.Types = []string{">"}
 	}
+	w.AwaitingHandshake = w.Handshake
+	w.PreviousSecret, w.PreviousExpires = "", time.Time{}
 	if w.Secret == "" {
 		w.Secret = signature.NewSecret()
 	}
@@ -423,34 +444,56 @@ type WebhookUpdate struct {
 	Types       []string // nil: unchanged
 	Description *string
 	Enabled     *bool
+	Headers     *map[string]string // replaced as a whole
+	RateLimit   *float64
+	Handshake   *bool
 	// ResumeNewest, when this update re-enables a disabled webhook, moves
 	// its cursor to the newest event instead of continuing where it stood.
 	ResumeNewest bool
 }
 
-// Update applies u to webhook id and returns the stored result. Changes
-// take effect at once: a disabled webhook starts no new attempt (its
-// pending deliveries and retries are held, not dropped); new types apply to
-// events taken from then on. Errors: store.ErrNotFound (wrapped), a
-// *TargetError for a refused URL, or an error for invalid patterns.
-func (d *Dispatcher) Update(ctx context.Context, id string, u WebhookUpdate) (store.Webhook, error) {
+// Resume says where a re-enabled webhook continues.
+type Resume struct {
+	From  string // "cursor" or "newest"
+	After uint64 // delivery continues with events after this seq
+}
+
+// Update applies u to webhook id and returns the stored result, and, when
+// u re-enabled it, where delivery resumes (nil otherwise). Changes take
+// effect at once: a disabled webhook starts no new attempt (its pending
+// deliveries and retries are held, not dropped); new types apply to events
+// taken from then on. A webhook with Handshake awaits a new handshake when
+// its URL changes, when Handshake is switched on and when it is
+// re-enabled. Errors: store.ErrNotFound (wrapped), a *TargetError for a
+// refused URL, a *HeaderError, or an error for invalid patterns or rate.
+func (d *Dispatcher) Update(ctx context.Context, id string, u WebhookUpdate) (store.Webhook, *Resume, error) {
 	ep, err := d.endpoint(id)
 	if err != nil {
-		return store.Webhook{}, err
+		return store.Webhook{}, nil, err
 	}
 	if u.URL != nil {
 		if err := d.CheckURL(ctx, *u.URL); err != nil {
-			return store.Webhook{}, err
+			return store.Webhook{}, nil, err
 		}
 	}
 	if u.Types != nil {
 		if _, err := store.ParseFilter(u.Types); err != nil {
-			return store.Webhook{}, err
+			return store.Webhook{}, nil, err
 		}
+	}
+	if u.Headers != nil {
+		if errs := CheckHeaders(*u.Headers); len(errs) > 0 {
+			return store.Webhook{}, nil, errs[0]
+		}
+	}
+	if u.RateLimit != nil && (*u.RateLimit < 0 || *u.RateLimit > MaxRateLimit) {
+		return store.Webhook{}, nil, fmt.Errorf("rate limit %v is outside 0..%d", *u.RateLimit, MaxRateLimit)
 	}
 	reenabled := false
 	w, err := d.hooks.Update(ctx, id, func(w *store.Webhook) error {
+		rehandshake := false
 		if u.URL != nil {
+			rehandshake = *u.URL != w.URL
 			w.URL = *u.URL
 		}
 		if u.Types != nil {
@@ -458,6 +501,16 @@ func (d *Dispatcher) Update(ctx context.Context, id string, u WebhookUpdate) (st
 		}
 		if u.Description != nil {
 			w.Description = *u.Description
+		}
+		if u.Headers != nil {
+			w.Headers = maps.Clone(*u.Headers)
+		}
+		if u.RateLimit != nil {
+			w.RateLimit = *u.RateLimit
+		}
+		if u.Handshake != nil {
+			rehandshake = rehandshake || (*u.Handshake && !w.Handshake)
+			w.Handshake = *u.Handshake
 		}
 		if u.Enabled != nil && *u.Enabled != w.Enabled {
 			w.Enabled = *u.Enabled
@@ -468,20 +521,26 @@ func (d *Dispatcher) Update(ctx context.Context, id string, u WebhookUpdate) (st
 				w.DisabledReason = ReasonByRequest
 			}
 		}
+		w.AwaitingHandshake = w.Handshake && (w.AwaitingHandshake || rehandshake || reenabled)
 		w.UpdatedAt = time.Now().UTC()
 		return nil
 	})
 	if err != nil {
-		return store.Webhook{}, err
+		return store.Webhook{}, nil, err
 	}
-	var newest uint64
-	if reenabled && u.ResumeNewest {
-		newest = d.log.Bounds().Newest
+	after, err := ep.apply(w, reenabled && u.ResumeNewest)
+	if err != nil {
+		return store.Webhook{}, nil, err
 	}
-	if err := ep.apply(w, newest); err != nil {
-		return store.Webhook{}, err
+	if !reenabled {
+		return w, nil, nil
 	}
-	return w, nil
+	r := &Resume{From: "cursor", After: after}
+	if u.ResumeNewest {
+		r.From = "newest"
+	}
+	d.cfg.Logger.Info("webhook re-enabled", "webhook", id, "resume", r.From, "after", after)
+	return w, r, nil
 }
 
 // Delete removes webhook id at once: its pending deliveries and retries

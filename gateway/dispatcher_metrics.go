@@ -15,6 +15,19 @@ type dispatcherMetrics struct {
 	retries     prometheus.Counter
 	overwritten prometheus.Counter
 	logDropped  prometheus.Counter
+
+	// Webhook operations.
+	rateWaits    prometheus.Counter
+	rotations    prometheus.Counter
+	replays      prometheus.Counter
+	replayQueued prometheus.Counter
+	disabled     *prometheus.CounterVec // by reason
+	handshakes   *prometheus.CounterVec // by outcome
+	tails        prometheus.Gauge
+	tailDropped  prometheus.Counter
+	opEvents     *prometheus.CounterVec // by type
+	opErrors     prometheus.Counter
+	selfSkipped  prometheus.Counter
 }
 
 // Attempt outcomes, the label values of eventgate_webhook_attempts_total.
@@ -59,9 +72,55 @@ func newDispatcherMetrics(reg prometheus.Registerer, d *Dispatcher) *dispatcherM
 			Name: "eventgate_webhook_delivery_log_dropped_total",
 			Help: "Delivery log entries dropped because a webhook's log was full (oldest first).",
 		}),
+		rateWaits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventgate_webhook_rate_limited_waits_total",
+			Help: "Times an endpoint with work to start waited for a rate_limit token (on its own timer, holding no attempt slot).",
+		}),
+		rotations: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventgate_webhook_secret_rotations_total",
+			Help: "Secret rotations (POST /v1/webhooks/{id}/rotate-secret).",
+		}),
+		replays: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventgate_webhook_replays_total",
+			Help: "Replays queued (POST /v1/webhooks/{id}/replay) that matched at least one event.",
+		}),
+		replayQueued: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventgate_webhook_replay_queued_events_total",
+			Help: "Events queued for re-delivery by replays.",
+		}),
+		disabled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventgate_webhook_auto_disabled_total",
+			Help: "Webhooks disabled by the gateway, by reason: gone (410), failing (--disable-after), handshake.",
+		}, []string{"reason"}),
+		handshakes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventgate_webhook_handshakes_total",
+			Help: "Validation handshakes by outcome: accepted, refused, error.",
+		}, []string{"outcome"}),
+		tails: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "eventgate_webhook_tail_subscribers",
+			Help: "Live delivery tails connected (GET /v1/webhooks/{id}/deliveries/stream).",
+		}),
+		tailDropped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventgate_webhook_tail_dropped_total",
+			Help: "Delivery tails cut off because they fell 64 attempts behind.",
+		}),
+		opEvents: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "eventgate_operational_events_total",
+			Help: "Operational events the gateway recorded in its log, by type.",
+		}, []string{"type"}),
+		opErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventgate_operational_event_errors_total",
+			Help: "Operational events that could not be recorded (shutting down, log errors).",
+		}),
+		selfSkipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventgate_webhook_self_events_skipped_total",
+			Help: "Operational events not delivered to the webhook they describe (no loops).",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.deliveries, m.attempts, m.attemptDur, m.endToEnd, m.retries, m.overwritten, m.logDropped, &endpointCollector{d: d})
+		reg.MustRegister(m.deliveries, m.attempts, m.attemptDur, m.endToEnd, m.retries, m.overwritten, m.logDropped,
+			m.rateWaits, m.rotations, m.replays, m.replayQueued, m.disabled, m.handshakes, m.tails, m.tailDropped,
+			m.opEvents, m.opErrors, m.selfSkipped, &endpointCollector{d: d})
 	}
 	return m
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,17 +33,27 @@ type endpoint struct {
 	mu        sync.Mutex
 	hook      store.Webhook
 	filter    store.Filter
-	secrets   []signature.Secret
-	cursor    uint64
-	due       []dueItem // retries that fell due and manual retries, in order
-	inFlight  int
-	retrying  int // heap entries + due retries
-	inSystem  int // taken and not yet at a final outcome
-	succeeded uint64
-	failed    uint64
-	win       window
-	log       deliveryLog
-	deleted   bool
+	secrets   []signature.Secret // new first; replaced, never modified
+	prevUntil time.Time          // the previous secret signs until then; zero: none
+	headers   map[string]string  // custom headers; replaced, never modified
+	bucket    tokenBucket        // rate_limit (and the handshake's allowed rate)
+	hs        handshakeState
+	// failingSince is when the first failed attempt of the current
+	// failure streak started; zero after a success.
+	failingSince time.Time
+	replay       *replayRange // a replay in progress; nil when none
+	tails        map[*Tail]struct{}
+	ops          []opEvent // operational events to publish, outside mu
+	cursor       uint64
+	due          []dueItem // retries that fell due and manual retries, in order
+	inFlight     int
+	retrying     int // heap entries + due retries
+	inSystem     int // taken and not yet at a final outcome
+	succeeded    uint64
+	failed       uint64
+	win          window
+	log          deliveryLog
+	deleted      bool
 }
 
 type dueItem struct {
@@ -61,10 +72,12 @@ type delivery struct {
 	entry    *retryEntry // non-nil while waiting on the heap
 	busy     bool        // queued in due or in flight
 	final    bool        // has reached a final outcome once
+	typ      string      // the event's type (no loops: see finalLocked)
 }
 
 // result is what an attempt goroutine reports.
 type result struct {
+	hs         *handshakeResult // non-nil for a handshake, dl is then nil
 	dl         *delivery
 	manual     bool
 	start      time.Time
@@ -80,20 +93,23 @@ func (d *Dispatcher) newEndpoint(w store.Webhook, cursor uint64) (*endpoint, err
 		d:       d,
 		id:      w.ID,
 		kick:    make(chan struct{}, 1),
-		results: make(chan result, d.cfg.Concurrency),
+		results: make(chan result, d.cfg.Concurrency+1), // + one handshake
 		drained: make(chan struct{}),
 		cursor:  cursor,
 		log:     newDeliveryLog(d.cfg.DeliveryLogSize),
+		tails:   make(map[*Tail]struct{}),
 	}
-	if err := ep.setHook(w); err != nil {
+	if err := ep.setHook(w, time.Now()); err != nil {
 		return nil, err
 	}
 	ep.ctx, ep.cancel = context.WithCancel(d.base)
 	return ep, nil
 }
 
-// setHook parses w's patterns and secret; callers hold mu or own ep.
-func (e *endpoint) setHook(w store.Webhook) error {
+// setHook parses w's patterns and secrets and installs w; callers hold
+// mu or own ep. The previous secret is kept only while it has not expired
+// at now.
+func (e *endpoint) setHook(w store.Webhook, now time.Time) error {
 	f, err := store.ParseFilter(w.Types)
 	if err != nil {
 		return err
@@ -102,21 +118,48 @@ func (e *endpoint) setHook(w store.Webhook) error {
 	if err != nil {
 		return err
 	}
-	e.hook, e.filter, e.secrets = w, f, []signature.Secret{s}
+	secrets, until := []signature.Secret{s}, time.Time{}
+	if w.PreviousSecret != "" && now.Before(w.PreviousExpires) {
+		prev, err := signature.ParseSecret(w.PreviousSecret)
+		if err != nil {
+			return err
+		}
+		secrets, until = append(secrets, prev), w.PreviousExpires
+	}
+	if w.RateLimit < 0 || w.RateLimit > MaxRateLimit {
+		return fmt.Errorf("rate limit %v is outside 0..%d", w.RateLimit, MaxRateLimit)
+	}
+	if errs := CheckHeaders(w.Headers); len(errs) > 0 {
+		return errs[0]
+	}
+	old := e.hook
+	if w.AwaitingHandshake && (!old.AwaitingHandshake || old.URL != w.URL) {
+		e.hs.reset()
+	}
+	if w.Enabled && !old.Enabled {
+		e.failingSince = time.Time{} // a new streak starts when re-enabled
+	}
+	e.hook, e.filter, e.secrets, e.prevUntil = w, f, secrets, until
+	e.headers = maps.Clone(w.Headers)
+	e.bucket.set(w.RateLimit, e.hs.allowedRate, now)
 	return nil
 }
 
-// apply installs an updated webhook; a non-zero cursor moves the cursor
-// there (re-enabled with resume newest).
-func (e *endpoint) apply(w store.Webhook, cursor uint64) error {
+// apply installs an updated webhook; with newest it moves the cursor to
+// newest (re-enabled with resume newest). It returns the seq delivery
+// continues after.
+func (e *endpoint) apply(w store.Webhook, newest bool) (uint64, error) {
 	e.mu.Lock()
-	err := e.setHook(w)
-	if err == nil && cursor > e.cursor {
-		e.cursor = cursor
+	err := e.setHook(w, time.Now())
+	if err == nil && newest {
+		if n := e.d.log.Bounds().Newest; n > e.cursor {
+			e.cursor = n
+		}
 	}
+	cursor := e.cursor
 	e.mu.Unlock()
 	e.poke()
-	return err
+	return cursor, err
 }
 
 // poke wakes the endpoint's goroutine without blocking.
@@ -127,22 +170,35 @@ func (e *endpoint) poke() {
 	}
 }
 
-// remove stops the endpoint for good (Delete).
+// remove stops the endpoint for good (Delete) and ends its tails.
 func (e *endpoint) remove() {
 	e.mu.Lock()
 	e.deleted = true
+	e.closeTailsLocked()
 	e.mu.Unlock()
 	e.cancel()
 }
 
-// run is the endpoint's goroutine.
+// run is the endpoint's goroutine. Besides new events, finished attempts
+// and kicks, it waits on one timer for whatever falls due next: a rate
+// limit token, the previous secret's expiry, a handshake retry.
 func (e *endpoint) run() {
 	defer e.drainOnce.Do(func() { close(e.drained) })
 	var buf []store.Record
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
 	for {
-		wait := e.step(&buf)
+		wait, at := e.step(&buf)
+		e.flushOps()
 		e.checkDrained()
+		var tick <-chan time.Time
+		if !at.IsZero() {
+			timer.Reset(time.Until(at))
+			tick = timer.C
+		}
 		select {
+		case <-tick:
 		case r := <-e.results:
 			e.finish(r)
 			// Book every finished attempt before reading again, so one
@@ -155,23 +211,36 @@ func (e *endpoint) run() {
 					more = false
 				}
 			}
+			e.flushOps()
 		case <-wait:
 		case <-e.kick:
 		case <-e.ctx.Done():
 			return
 		}
+		timer.Stop()
 	}
 }
 
-// step starts what it can: due retries first, then new events from the
-// log while fewer than Concurrency attempts are in flight and fewer than
-// MaxRetrying wait for a retry. It returns the channel to wait on for new
-// events, or nil when it cannot take any now.
-func (e *endpoint) step(buf *[]store.Record) <-chan struct{} {
+// step starts what it can: the handshake while one is awaited, else due
+// retries first, then replayed and new events from the log, while fewer
+// than Concurrency attempts are in flight, fewer than MaxRetrying wait for
+// a retry and the rate limit has tokens. It returns the channel to wait on
+// for new events (nil when it cannot take any now) and when to wake up
+// regardless (zero: never).
+func (e *endpoint) step(buf *[]store.Record) (<-chan struct{}, time.Time) {
 	d := e.d
 	draining, target := d.draining.Load(), d.target.Load()
+	now := time.Now()
 	e.mu.Lock()
-	for e.hook.Enabled && e.inFlight < d.cfg.Concurrency && len(e.due) > 0 {
+	e.expireSecretLocked(now)
+	wake := e.prevUntil
+	if e.hook.AwaitingHandshake {
+		wake = earliest(wake, e.handshakeLocked(now, draining))
+		e.mu.Unlock()
+		return nil, wake
+	}
+	tokens := e.bucket.available(now)
+	for e.hook.Enabled && e.inFlight < d.cfg.Concurrency && len(e.due) > 0 && tokens > 0 {
 		it := e.due[0]
 		e.due[0] = dueItem{}
 		e.due = e.due[1:]
@@ -179,15 +248,43 @@ func (e *endpoint) step(buf *[]store.Record) <-chan struct{} {
 			e.retrying--
 		}
 		e.launchLocked(it.dl, it.manual)
+		tokens--
 	}
 	// Every attempt in flight may come back as a retry: counting them keeps
 	// retrying <= MaxRetrying strictly.
 	free := min(d.cfg.Concurrency-e.inFlight, d.cfg.MaxRetrying-e.retrying-e.inFlight)
-	canRead := e.hook.Enabled && !e.deleted && free > 0 && !(draining && e.cursor >= target)
+	active := e.hook.Enabled && !e.deleted
+	if active && free > 0 && tokens == 0 {
+		// Work waits for a token, not for a slot: wake when one is due
+		// (and then wait on the log as usual).
+		if len(e.due) > 0 || e.replay != nil || e.cursor < d.log.Bounds().Newest {
+			d.metrics.rateWaits.Inc()
+		}
+		wake = earliest(wake, e.bucket.next(now))
+	}
+	free = min(free, tokens)
+	canRead := active && free > 0 && !(draining && e.cursor >= target)
+	var rp *replayRange
+	if active && free > 0 && !draining && e.replay != nil {
+		rp = e.replay
+	}
 	cursor, filter := e.cursor, e.filter
 	e.mu.Unlock()
-	if !canRead {
-		return nil
+
+	if rp != nil {
+		// A replay shares the slots: it takes half of them (at least one)
+		// while live events wait, so neither starves the other.
+		n := free
+		if canRead && free > 1 {
+			n = free / 2
+		}
+		free -= e.readReplay(rp, n, filter, buf)
+	}
+	if !canRead || free <= 0 {
+		if canRead {
+			return closedChan, wake // the replay used the slots: read live next round
+		}
+		return nil, wake
 	}
 
 	page, err := d.log.Read(e.ctx, cursor, free, filter, (*buf)[:0])
@@ -195,9 +292,8 @@ func (e *endpoint) step(buf *[]store.Record) <-chan struct{} {
 		if e.ctx.Err() == nil {
 			d.cfg.Logger.Error("webhook cannot read the log", "webhook", e.id, "err", err)
 		}
-		retry := make(chan struct{}) // the log is failing: try again in a second
-		time.AfterFunc(time.Second, func() { close(retry) })
-		return retry
+		// The log is failing: try again in a second.
+		return nil, earliest(wake, now.Add(time.Second))
 	}
 	*buf = page.Records
 	recs, next := page.Records, page.Next
@@ -207,17 +303,30 @@ func (e *endpoint) step(buf *[]store.Record) <-chan struct{} {
 		}
 		next = target
 	}
+	recs = e.dropSelf(recs)
 
-	now := time.Now()
+	now = time.Now()
 	e.mu.Lock()
 	if e.cursor != cursor || e.deleted {
 		e.mu.Unlock()
-		return closedChan // moved meanwhile (resume newest): read again
+		return closedChan, wake // moved meanwhile (resume newest): read again
 	}
 	e.cursor = next
 	if page.Gap != nil {
 		e.recordGapLocked(*page.Gap, now)
 	}
+	e.takeLocked(recs, now)
+	e.mu.Unlock()
+	clear(*buf) // do not pin records in the read buffer
+	if draining && next >= target {
+		return nil, wake
+	}
+	return d.log.Wait(next), wake
+}
+
+// takeLocked turns records into deliveries and launches their first
+// attempts (the caller has checked slots and tokens).
+func (e *endpoint) takeLocked(recs []store.Record, now time.Time) {
 	e.win.arrive(now, len(recs))
 	for i := range recs {
 		dl := &delivery{
@@ -229,17 +338,20 @@ func (e *endpoint) step(buf *[]store.Record) <-chan struct{} {
 			rec:      recs[i],
 			storedAt: time.Unix(0, recs[i].StoredAt),
 			takenAt:  now,
+			typ:      recs[i].Type,
 		}
 		e.inSystem++
 		e.addLocked(dl)
 		e.launchLocked(dl, false)
 	}
-	e.mu.Unlock()
-	clear(*buf) // do not pin records in the read buffer
-	if draining && next >= target {
-		return nil
+}
+
+// earliest returns the earlier of a and b, ignoring zero times.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
 	}
-	return d.log.Wait(next)
+	return a
 }
 
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
@@ -255,6 +367,8 @@ func (e *endpoint) recordGapLocked(g store.Gap, now time.Time) {
 	}, final: true}
 	e.failed++
 	e.addLocked(dl)
+	e.tailLocked(dl, 0)
+	e.opDeliveryFailedLocked(dl)
 	e.d.metrics.overwritten.Add(float64(n))
 	e.d.metrics.deliveries.WithLabelValues("overwritten").Inc()
 	e.d.cfg.Logger.Warn("events overwritten before delivery", "webhook", e.id, "from", g.From, "to", g.To)
@@ -266,17 +380,23 @@ func (e *endpoint) addLocked(dl *delivery) {
 	}
 }
 
-// launchLocked starts one attempt of dl on its own goroutine.
+// launchLocked starts one attempt of dl on its own goroutine, taking a
+// rate-limit token.
 func (e *endpoint) launchLocked(dl *delivery, manual bool) {
 	e.inFlight++
+	e.bucket.take()
 	dl.busy = true
-	j := attemptJob{dl: dl, manual: manual, url: e.hook.URL, secrets: e.secrets,
+	j := attemptJob{dl: dl, manual: manual, url: e.hook.URL, secrets: e.secrets, headers: e.headers,
 		msgID: e.d.msgID(dl.EventSeq), body: dl.rec.JSON}
 	e.d.wg.Go(func() { e.results <- e.d.attempt(e.ctx, j) })
 }
 
 // finish records the outcome of one attempt.
 func (e *endpoint) finish(r result) {
+	if r.hs != nil {
+		e.finishHandshake(r)
+		return
+	}
 	d := e.d
 	now := time.Now()
 	e.mu.Lock()
@@ -288,7 +408,16 @@ func (e *endpoint) finish(r result) {
 	outcome, msg := classify(r, d.cfg.Timeout)
 	d.metrics.attempts.WithLabelValues(outcome).Inc()
 	d.metrics.attemptDur.Observe(r.dur.Seconds())
-	disable := false
+	switch outcome {
+	case outcomeSuccess:
+		e.failingSince = time.Time{}
+	case outcomeCanceled:
+	default:
+		if e.failingSince.IsZero() {
+			e.failingSince = r.start
+		}
+	}
+	disable := ""
 	switch {
 	case outcome == outcomeSuccess:
 		dl.Status, dl.LastError, dl.NextAttemptAt = store.DeliverySucceeded, "", time.Time{}
@@ -299,8 +428,7 @@ func (e *endpoint) finish(r result) {
 	case outcome == outcomeGone:
 		dl.Status, dl.LastError, dl.NextAttemptAt = store.DeliveryFailed, msg+"; the webhook was disabled", time.Time{}
 		e.finalLocked(dl, now, false)
-		disable = e.hook.Enabled
-		e.hook.Enabled, e.hook.DisabledReason = false, ReasonGone
+		disable = ReasonGone
 	case r.manual && dl.entry != nil:
 		dl.LastError = msg // the scheduled retry stands
 		dl.NextAttemptAt = dl.entry.due
@@ -320,17 +448,14 @@ func (e *endpoint) finish(r result) {
 		dl.Status, dl.LastError, dl.NextAttemptAt = store.DeliveryFailed, msg, time.Time{}
 		e.finalLocked(dl, now, false)
 	}
-	hook := e.hook
+	if disable == "" && !e.failingSince.IsZero() && now.Sub(e.failingSince) >= d.cfg.DisableAfter {
+		disable = ReasonFailing(d.cfg.DisableAfter)
+	}
+	e.tailLocked(dl, dl.Attempts)
+	disabled := disable != "" && e.disableLocked(disable, now)
 	e.mu.Unlock()
-	if disable {
-		d.cfg.Logger.Warn("webhook disabled", "webhook", e.id, "reason", ReasonGone)
-		_, err := d.hooks.Update(e.ctx, e.id, func(w *store.Webhook) error {
-			w.Enabled, w.DisabledReason, w.UpdatedAt = false, hook.DisabledReason, now.UTC()
-			return nil
-		})
-		if err != nil && e.ctx.Err() == nil {
-			d.cfg.Logger.Error("cannot store the disabled webhook", "webhook", e.id, "err", err)
-		}
+	if disabled {
+		e.persistDisabled(disable, now)
 	}
 }
 
@@ -352,6 +477,11 @@ func (e *endpoint) finalLocked(dl *delivery, now time.Time, ok bool) {
 	} else {
 		e.failed++
 		e.d.metrics.deliveries.WithLabelValues("failed").Inc()
+		// No loops: a failure delivering an eventgate.delivery.failed
+		// event records no further event.
+		if dl.typ != TypeDeliveryFailed {
+			e.opDeliveryFailedLocked(dl)
+		}
 	}
 }
 
@@ -381,50 +511,6 @@ func (e *endpoint) retryDue(ent *retryEntry) {
 	e.poke()
 }
 
-// retryNow queues a manual attempt of delivery id.
-func (e *endpoint) retryNow(ctx context.Context, id string) (store.Delivery, error) {
-	e.mu.Lock()
-	dl := e.log.find(id)
-	if dl == nil {
-		e.mu.Unlock()
-		return store.Delivery{}, fmt.Errorf("delivery %s: %w", id, store.ErrNotFound)
-	}
-	if dl.busy {
-		out := dl.Delivery
-		e.mu.Unlock()
-		return out, nil // already queued or in flight
-	}
-	seq, held := dl.EventSeq, dl.rec.JSON != nil
-	if dl.EventID == "" {
-		e.mu.Unlock()
-		return store.Delivery{}, fmt.Errorf("delivery %s is an overwritten range, not an event: %w", id, store.ErrNotFound)
-	}
-	e.mu.Unlock()
-	var rec store.Record
-	if !held {
-		var err error
-		if rec, err = e.d.log.Get(ctx, seq); err != nil {
-			return store.Delivery{}, fmt.Errorf("event %d is no longer buffered: %w", seq, store.ErrNotFound)
-		}
-	}
-	e.mu.Lock()
-	if !dl.busy {
-		if !held && dl.rec.JSON == nil {
-			dl.rec = rec
-		}
-		dl.busy = true
-		if dl.Status != store.DeliveryRetrying {
-			dl.Status = store.DeliveryPending
-		}
-		dl.NextAttemptAt = time.Now()
-		e.due = append(e.due, dueItem{dl: dl, manual: true})
-	}
-	out := dl.Delivery
-	e.mu.Unlock()
-	e.poke()
-	return out, nil
-}
-
 // checkDrained closes drained once the endpoint has nothing left to do
 // before the drain deadline.
 func (e *endpoint) checkDrained() {
@@ -433,99 +519,11 @@ func (e *endpoint) checkDrained() {
 	}
 	target := e.d.target.Load()
 	e.mu.Lock()
+	// An endpoint awaiting its handshake can deliver nothing: idle.
 	idle := e.inFlight == 0 &&
-		(!e.hook.Enabled || (e.cursor >= target && len(e.due) == 0 && e.soon.Load() == 0))
+		(!e.hook.Enabled || e.hook.AwaitingHandshake || (e.cursor >= target && len(e.due) == 0 && e.soon.Load() == 0))
 	e.mu.Unlock()
 	if idle {
 		e.drainOnce.Do(func() { close(e.drained) })
 	}
-}
-
-// undelivered counts, after the goroutines have stopped, the matching
-// events not taken up to target, the attempts that were in flight and the
-// deliveries waiting for a retry.
-func (e *endpoint) undelivered(target uint64) (notTaken, inFlight, retrying int) {
-	e.mu.Lock()
-	cursor, filter, deleted := e.cursor, e.filter, e.deleted
-	inFlight, retrying = e.inFlight, e.retrying
-	for _, it := range e.due {
-		if it.manual {
-			retrying++
-		}
-	}
-	e.mu.Unlock()
-	if deleted || cursor >= target {
-		return 0, inFlight, retrying
-	}
-	page, err := e.d.log.Read(context.Background(), cursor, int(min(target-cursor, 1<<20)), filter, nil)
-	if err == nil {
-		for _, r := range page.Records {
-			if r.Seq <= target {
-				notTaken++
-			}
-		}
-	}
-	return notTaken, inFlight, retrying
-}
-
-func (e *endpoint) stats() Stats {
-	newest := e.d.log.Bounds().Newest
-	now := time.Now()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	lambda, w := e.win.rates(now)
-	s := Stats{
-		InFlight: e.inFlight, Retrying: e.retrying, Succeeded: e.succeeded, Failed: e.failed,
-		ArrivalRate: lambda, MeanTimeInSystem: w, InSystem: e.inSystem,
-	}
-	if newest > e.cursor {
-		s.Lag = newest - e.cursor
-	}
-	return s
-}
-
-func (e *endpoint) deliveries(status store.DeliveryStatus, limit int) []store.Delivery {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.log.list(status, limit)
-}
-
-// deliveryLog keeps an endpoint's newest deliveries, a fixed-size ring.
-type deliveryLog struct {
-	buf  []*delivery
-	next int // slot of the next add
-	n    int
-	byID map[string]*delivery
-}
-
-func newDeliveryLog(size int) deliveryLog {
-	return deliveryLog{buf: make([]*delivery, size), byID: make(map[string]*delivery)}
-}
-
-// add records dl, dropping the oldest entry when full (reported as true).
-func (l *deliveryLog) add(dl *delivery) (dropped bool) {
-	if old := l.buf[l.next]; old != nil {
-		delete(l.byID, old.ID)
-		dropped = true
-	} else {
-		l.n++
-	}
-	l.buf[l.next] = dl
-	l.byID[dl.ID] = dl
-	l.next = (l.next + 1) % len(l.buf)
-	return dropped
-}
-
-func (l *deliveryLog) find(id string) *delivery { return l.byID[id] }
-
-// list returns copies, newest first.
-func (l *deliveryLog) list(status store.DeliveryStatus, limit int) []store.Delivery {
-	out := make([]store.Delivery, 0, min(limit, l.n))
-	for i := 1; i <= l.n && len(out) < limit; i++ {
-		dl := l.buf[(l.next-i+len(l.buf))%len(l.buf)]
-		if status == "" || dl.Status == status {
-			out = append(out, dl.Delivery)
-		}
-	}
-	return out
 }

@@ -5,7 +5,9 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -90,3 +92,35 @@ func (p *Publisher) Shutdown(context.Context) error {
 
 // Log returns the log p appends to.
 func (p *Publisher) Log() store.Log { return p.log }
+
+// OperationalSource is the source of every event the gateway records
+// about itself.
+const OperationalSource = "/eventgate"
+
+// Operational event types.
+const (
+	TypeWebhookDisabled = ReservedPrefix + "webhook.disabled"
+	TypeDeliveryFailed  = ReservedPrefix + "delivery.failed"
+	TypeStreamDropped   = ReservedPrefix + "stream.dropped"
+)
+
+// PublishOperational appends one event the gateway records about itself:
+// typ must lie under ReservedPrefix; source is OperationalSource; subject
+// names what the event is about (a webhook id, a stream client); data is
+// marshalled as JSON. It fails like Publish (ErrDraining after Shutdown)
+// and for data that does not marshal. It never waits for readers.
+func (p *Publisher) PublishOperational(ctx context.Context, typ, subject string, data any) (store.Appended, error) {
+	if !IsReserved(typ) {
+		return store.Appended{}, fmt.Errorf("operational event type %q is not under %q", typ, ReservedPrefix)
+	}
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return store.Appended{}, fmt.Errorf("operational event %s: %w", typ, err)
+	}
+	var out [1]store.Appended
+	res, err := p.Publish(ctx, []store.Event{{Type: typ, Source: OperationalSource, Subject: subject, Data: raw}}, out[:0])
+	if err != nil {
+		return store.Appended{}, err
+	}
+	return res[0], nil
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -26,13 +27,26 @@ type Webhook struct {
 	// DisabledReason says why Enabled is false ("disabled by request",
 	// "endpoint answered 410 Gone", …); empty while enabled.
 	DisabledReason string
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	// PreviousSecret still signs, after Secret, until PreviousExpires
+	// (a rotation's grace period); "" when there is none.
+	PreviousSecret  string
+	PreviousExpires time.Time
+	// Headers are extra request headers sent with every delivery.
+	Headers map[string]string
+	// RateLimit caps attempts per second; 0 means no limit.
+	RateLimit float64
+	// Handshake asks for the CloudEvents validation handshake before
+	// deliveries start; AwaitingHandshake is true until it has passed.
+	Handshake         bool
+	AwaitingHandshake bool
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
 }
 
-// Clone returns a copy of w that shares no slice with it.
+// Clone returns a copy of w that shares no slice or map with it.
 func (w Webhook) Clone() Webhook {
 	w.Types = slices.Clone(w.Types)
+	w.Headers = maps.Clone(w.Headers)
 	return w
 }
 
