@@ -103,6 +103,12 @@ type Log struct {
 	log     *slog.Logger
 }
 
+// The watcher's heartbeat and the longest it waits in one call.
+const (
+	watchHeartbeat = time.Second
+	watchWait      = 5 * watchHeartbeat
+)
+
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // Open connects (unless cfg.Conn is set), creates the stream or updates
@@ -213,7 +219,10 @@ func (l *Log) open(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("natsjs: watcher: %w", err)
 	}
-	it, err := c.Messages(jetstream.PullMaxMessages(256))
+	// Short pulls with a 1s heartbeat: when the consumer's server goes
+	// away, the ordered consumer notices within seconds and resumes on
+	// another one after the last seq it saw.
+	it, err := c.Messages(jetstream.PullMaxMessages(256), jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(watchHeartbeat))
 	if err != nil {
 		return fmt.Errorf("natsjs: watcher: %w", err)
 	}
@@ -230,7 +239,9 @@ func (l *Log) watch(ctx context.Context) {
 	defer close(l.done)
 	lastInfo := time.Now()
 	for {
-		msg, err := l.iter.Next(jetstream.NextMaxWait(time.Second))
+		// The wait must outlast two heartbeats: nats.go checks for missed
+		// heartbeats within one Next call only.
+		msg, err := l.iter.Next(jetstream.NextMaxWait(watchWait))
 		if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 			return
 		}
