@@ -1,9 +1,9 @@
 package natsjs_test
 
 import (
-	"net"
 	"context"
 	"fmt"
+	"net"
 	"testing"
 	"time"
 
