@@ -9,6 +9,7 @@ import (
 
 	"github.com/eventgate/eventgate/store"
 	"github.com/eventgate/eventgate/store/natsjs"
+	"github.com/eventgate/eventgate/store/natsjs/natsembed"
 	"github.com/eventgate/eventgate/store/storetest"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -183,5 +184,23 @@ func TestEscapedIDsRoundTrip(t *testing.T) {
 		if err != nil || r.ID != id || r.Type != "a.b" {
 			t.Fatalf("Get(%d) = %+v, %v; want id %q", got[0].Seq, r, err, id)
 		}
+	}
+}
+
+// TestLargerBatchWithRaisedServerLimit: a server started with a larger
+// MaxBatch takes batches up to it atomically.
+func TestLargerBatchWithRaisedServerLimit(t *testing.T) {
+	srv, err := natsembed.Start(natsembed.Config{DataDir: t.TempDir(), MaxBatch: 2000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	l := mustOpen(t, natsjs.Config{Conn: connect(t, srv), Stream: "BIG", Prefix: "big", Memory: true, MaxBatch: 2000})
+	got, err := l.Append(context.Background(), events("big", 1500), nil)
+	if err != nil || len(got) != 1500 || got[1499].Seq != 1500 {
+		t.Fatalf("append of 1500 = %d results, %v", len(got), err)
+	}
+	if _, err := l.Append(context.Background(), events("huge", 2001), nil); !errors.Is(err, store.ErrBatchTooLarge) {
+		t.Fatalf("append of 2001 = %v, want ErrBatchTooLarge", err)
 	}
 }

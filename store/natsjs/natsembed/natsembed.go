@@ -27,6 +27,9 @@ type Config struct {
 	// Port is the client port on 127.0.0.1: 0 opens none (connect with
 	// Server.Connect, in-process), -1 picks a free one.
 	Port int
+	// MaxBatch raises the server's limit on one atomic batch (nats-server's
+	// default, 1000, when 0); natsjs.Config.MaxBatch must not exceed it.
+	MaxBatch int
 	// Cluster, when set, makes the server a member of a NATS cluster.
 	Cluster *Cluster
 	// ReadyTimeout bounds the wait for the server to accept connections;
@@ -72,6 +75,7 @@ func Start(cfg Config) (*Server, error) {
 		NoSigs:     true,
 		NoLog:      cfg.Logger == nil,
 	}
+	opts.JetStreamLimits.MaxBatchSize = cfg.MaxBatch
 	if c := cfg.Cluster; c != nil {
 		if c.Name == "" {
 			c.Name = "eventgate"
