@@ -62,7 +62,6 @@ type pending struct {
 	payload []byte
 	seq     uint64
 	dup     bool
-	done    bool
 }
 
 // Append implements store.Log.
@@ -174,7 +173,7 @@ func (l *Log) publishOne(ctx context.Context, p *pending) error {
 	if err != nil {
 		return err
 	}
-	p.seq, p.dup, p.done = ack.Seq, ack.Duplicate, true
+	p.seq, p.dup = ack.Seq, ack.Duplicate
 	return nil
 }
 
@@ -205,7 +204,7 @@ func (l *Log) publishBatch(ctx context.Context, ps []pending, idx []int) error {
 			return fmt.Errorf("natsjs: batch of %d acknowledged as %d ending at %d", len(idx), ack.Count, ack.Seq)
 		}
 		for k, j := range idx {
-			ps[j].seq, ps[j].done = ack.Seq-ack.Count+1+uint64(k), true
+			ps[j].seq = ack.Seq - ack.Count + 1 + uint64(k)
 		}
 	}
 	return nil
