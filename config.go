@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/eventgate/eventgate/store/natsjs"
 )
 
 // errHelp is returned by parseConfig after printing --help.
@@ -35,6 +37,13 @@ type config struct {
 	IngestRate          int
 	ShutdownTimeout     time.Duration
 	Store               string
+	NATSURL             string
+	NATSEmbedded        bool
+	DataDir             string
+	Retention           time.Duration
+	NATSReplicas        int
+	NATSCreds           string
+	NATSTLSCA           string
 	DebugAddr           string
 }
 
@@ -90,8 +99,22 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	def("read-header-timeout", "GATEWAY_READ_HEADER_TIMEOUT")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "drain time on SIGTERM/SIGINT")
 	def("shutdown-timeout", "GATEWAY_SHUTDOWN_TIMEOUT")
-	fs.StringVar(&c.Store, "store", "memory", "event store: memory (ring buffer)")
+	fs.StringVar(&c.Store, "store", "memory", "event store: memory (ring buffer) or nats (JetStream)")
 	def("store", "GATEWAY_STORE")
+	fs.StringVar(&c.NATSURL, "nats-url", "", "NATS server URL(s) for --store nats, comma-separated (default nats://127.0.0.1:4222)")
+	def("nats-url", "GATEWAY_NATS_URL")
+	fs.BoolVar(&c.NATSEmbedded, "nats-embedded", false, "run an in-process NATS JetStream server on --data-dir (--store nats)")
+	def("nats-embedded", "GATEWAY_NATS_EMBEDDED")
+	fs.StringVar(&c.DataDir, "data-dir", "", "directory of the embedded NATS server's files (required with --nats-embedded)")
+	def("data-dir", "GATEWAY_DATA_DIR")
+	fs.DurationVar(&c.Retention, "retention", 0, "with --store nats, drop events older than this (0: keep until --buffer-size pushes them out)")
+	def("retention", "GATEWAY_RETENTION")
+	fs.IntVar(&c.NATSReplicas, "nats-replicas", 1, "replicas of the JetStream stream (3 on a three-node cluster)")
+	def("nats-replicas", "GATEWAY_NATS_REPLICAS")
+	fs.StringVar(&c.NATSCreds, "nats-creds", "", "NATS credentials file (--store nats with --nats-url)")
+	def("nats-creds", "GATEWAY_NATS_CREDS")
+	fs.StringVar(&c.NATSTLSCA, "nats-tls-ca", "", "CA certificate file to verify the NATS server's TLS certificate")
+	def("nats-tls-ca", "GATEWAY_NATS_TLS_CA")
 	fs.StringVar(&c.DebugAddr, "debug-addr", "", "serve pprof on this loopback address (off when empty)")
 	def("debug-addr", "GATEWAY_DEBUG_ADDR")
 
@@ -165,8 +188,26 @@ func (c config) check() error {
 	if c.DeliveryTimeout <= 0 || c.ShutdownTimeout <= 0 || c.DisableAfter <= 0 || c.ReadHeaderTimeout <= 0 {
 		errs = append(errs, errors.New("--delivery-timeout, --shutdown-timeout, --disable-after and --read-header-timeout must be positive"))
 	}
-	if c.Store != "memory" {
-		errs = append(errs, fmt.Errorf("--store %q is not available in this build; use memory", c.Store))
+	switch c.Store {
+	case "memory":
+		if c.NATSURL != "" || c.NATSEmbedded || c.DataDir != "" || c.Retention != 0 {
+			errs = append(errs, errors.New("--nats-url, --nats-embedded, --data-dir and --retention need --store nats"))
+		}
+	case "nats":
+		if c.NATSEmbedded && c.DataDir == "" {
+			errs = append(errs, errors.New("--nats-embedded needs --data-dir"))
+		}
+		if c.NATSEmbedded && c.NATSURL != "" {
+			errs = append(errs, errors.New("--nats-embedded and --nats-url exclude each other"))
+		}
+		if c.MaxBatch > natsjs.DefaultMaxBatch {
+			errs = append(errs, fmt.Errorf("--max-batch must be at most %d with --store nats (the server's atomic batch limit)", natsjs.DefaultMaxBatch))
+		}
+		if c.Retention < 0 || c.NATSReplicas < 1 {
+			errs = append(errs, errors.New("--retention must not be negative and --nats-replicas must be at least 1"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("--store must be memory or nats, not %q", c.Store))
 	}
 	if len(c.APIKeys) == 0 && !c.Insecure && !isLoopback(c.Addr) {
 		errs = append(errs, fmt.Errorf("refusing to listen on %s with no API key: anyone who can reach it could use the API; set --api-key (or GATEWAY_API_KEYS), listen on 127.0.0.1, or pass --insecure", c.Addr))

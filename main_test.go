@@ -72,6 +72,10 @@ func TestParseConfigRefuses(t *testing.T) {
 		"negative delay":       {"--retry-schedule", "-5s"},
 		"bad size":             {"--max-body", "lots"},
 		"unknown store":        {"--store", "redis"},
+		"nats flags on memory": {"--nats-url", "nats://127.0.0.1:4222"},
+		"embedded, no dir":     {"--store", "nats", "--nats-embedded"},
+		"embedded and url":     {"--store", "nats", "--nats-embedded", "--data-dir", "/tmp/x", "--nats-url", "nats://127.0.0.1:4222"},
+		"nats batch too big":   {"--store", "nats", "--max-batch", "5000", "--buffer-size", "10000"},
 		"public debug":         {"--debug-addr", "0.0.0.0:6060"},
 		"stray argument":       {"serve"},
 		"zero stream queue":    {"--stream-queue", "0"},
@@ -102,7 +106,8 @@ func TestHelpListsEveryFlagWithItsEnvTwin(t *testing.T) {
 	}
 	for _, f := range []string{"addr", "api-key", "insecure", "log-format", "buffer-size", "max-body", "max-batch",
 		"allow-private-targets", "retry-schedule", "delivery-timeout", "endpoint-concurrency", "max-retrying",
-		"disable-after", "stream-queue", "shutdown-timeout", "store", "debug-addr", "max-inflight", "ingest-rate", "read-header-timeout"} {
+		"disable-after", "stream-queue", "shutdown-timeout", "store", "debug-addr", "max-inflight", "ingest-rate", "read-header-timeout",
+		"nats-url", "nats-embedded", "data-dir", "retention", "nats-replicas", "nats-creds", "nats-tls-ca"} {
 		twin := "GATEWAY_" + strings.ToUpper(strings.ReplaceAll(f, "-", "_"))
 		if f == "api-key" {
 			twin = "GATEWAY_API_KEYS"
@@ -243,5 +248,62 @@ func TestRunRefusesBusyAddress(t *testing.T) {
 	err := run(context.Background(), []string{"--addr", addr}, env(), io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "listen") {
 		t.Fatalf("second run on %s = %v, want a listen error", addr, err)
+	}
+}
+
+func TestRunWiresIngestLimits(t *testing.T) {
+	base, _, _ := startRun(t, "--ingest-rate", "1", "--max-batch", "1")
+	codes := []int{}
+	for range 2 {
+		resp, err := http.Post(base+"/v1/events", "application/json", strings.NewReader(`{"type":"a.b","data":1}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		codes = append(codes, resp.StatusCode)
+	}
+	if codes[0] != http.StatusAccepted || codes[1] != http.StatusTooManyRequests {
+		t.Fatalf("statuses %v, want [202 429] with --ingest-rate 1", codes)
+	}
+}
+
+func TestRunEmbeddedNATSKeepsEventsAcrossRestarts(t *testing.T) {
+	dir := t.TempDir()
+	args := []string{"--store", "nats", "--nats-embedded", "--data-dir", dir}
+	base, _, stop := startRun(t, args...)
+	resp, err := http.Post(base+"/v1/events", "application/json", strings.NewReader(`{"type":"order.created","id":"o-1","source":"/shop","data":{"n":1}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST = %d", resp.StatusCode)
+	}
+	resp, err = http.Get(base + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("readyz = %d with the embedded server up", resp.StatusCode)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	base, _, _ = startRun(t, args...)
+	resp, err = http.Get(base + "/v1/events/1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var e struct {
+		Seq  uint64 `json:"seq"`
+		ID   string `json:"id"`
+		Type string `json:"type"`
+	}
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &e) != nil || e.Seq != 1 || e.ID != "o-1" || e.Type != "order.created" {
+		t.Fatalf("after restart GET /v1/events/1 = %d %s", resp.StatusCode, body)
 	}
 }

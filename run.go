@@ -13,7 +13,6 @@ import (
 
 	"github.com/eventgate/eventgate/api"
 	"github.com/eventgate/eventgate/gateway"
-	"github.com/eventgate/eventgate/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -40,8 +39,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
-	ring := store.NewRing(cfg.BufferSize)
-	defer ring.Close()
+	ring, err := openLog(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer ring.close()
 	pub := gateway.NewPublisher(ring)
 	hub := gateway.NewHub(ring, gateway.HubConfig{Queue: cfg.StreamQueue, Logger: logger, Registerer: reg})
 	disp := gateway.NewDispatcher(pub, gateway.DispatcherConfig{
@@ -55,15 +57,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Registerer:          reg,
 	})
 	srv := api.New(api.Config{
-		Publisher:  pub,
-		Hub:        hub,
-		Dispatcher: disp,
-		Capacity:   ring.Capacity,
-		Keys:       cfg.APIKeys,
-		MaxBody:    cfg.MaxBody,
-		MaxBatch:   cfg.MaxBatch,
-		Logger:     logger,
-		Registry:   reg,
+		Publisher:   pub,
+		Hub:         hub,
+		Dispatcher:  disp,
+		Capacity:    ring.capacity,
+		Ready:       ring.ready,
+		Keys:        cfg.APIKeys,
+		MaxBody:     cfg.MaxBody,
+		MaxBatch:    cfg.MaxBatch,
+		MaxInflight: cfg.MaxInflight,
+		IngestRate:  cfg.IngestRate,
+		Logger:      logger,
+		Registry:    reg,
 	})
 
 	ln, err := net.Listen("tcp", cfg.Addr)

@@ -32,6 +32,10 @@ type Config struct {
 	Dispatcher *gateway.Dispatcher
 	// Capacity reports the log's capacity for metrics (nil: unknown, 0).
 	Capacity func() int
+	// Ready reports whether the log can take traffic (for example, its
+	// NATS connection is up); nil means always. /readyz answers 503 with
+	// the error otherwise.
+	Ready func() error
 	// Keys are the accepted API keys; none means the API is open.
 	Keys     []string
 	MaxBody  int64 // request body limit in bytes; default DefaultMaxBody
@@ -145,6 +149,13 @@ func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Retry-After", "5")
 		fail(w, http.StatusServiceUnavailable, "draining: the gateway is shutting down")
 		return
+	}
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(); err != nil {
+			w.Header().Set("Retry-After", "1")
+			fail(w, http.StatusServiceUnavailable, "the event store is not ready: "+err.Error())
+			return
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }

@@ -121,14 +121,36 @@ func AppendJSONString(b []byte, s string) []byte {
 
 // stamp writes `{"seq":N,` into the headroom and returns the complete JSON.
 // It does not allocate.
-func (e *Event) stamp(seq uint64) []byte {
+func (e *Event) stamp(seq uint64) []byte { return StampSeq(e.enc, seq) }
+
+// SeqHeadroom is the number of bytes reserved in front of an unsequenced
+// encoding (see Unsequenced) for StampSeq to write `{"seq":N,` into.
+const SeqHeadroom = seqHeadroom
+
+// Unsequenced returns e's encoding without its seq: SeqHeadroom reserved
+// bytes followed by the event's members and closing brace (`"id":…}`).
+// It calls Encode first. The slice is e's own: a backend that stores it
+// elsewhere (store/natsjs publishes it) may overwrite the headroom, which
+// belongs to whichever Log appends e.
+func (e *Event) Unsequenced() ([]byte, error) {
+	if err := e.Encode(); err != nil {
+		return nil, err
+	}
+	return e.enc, nil
+}
+
+// StampSeq writes `{"seq":N,` right-aligned into the first SeqHeadroom
+// bytes of b, an unsequenced encoding as Unsequenced returns, and returns
+// the complete event JSON: a subslice of b. It does not allocate; b must
+// not be shared with another reader.
+func StampSeq(b []byte, seq uint64) []byte {
 	var digits [20]byte
 	d := strconv.AppendUint(digits[:0], seq, 10)
 	start := seqHeadroom - len(`{"seq":`) - len(d) - 1
-	n := copy(e.enc[start:], `{"seq":`)
-	n += copy(e.enc[start+n:], d)
-	e.enc[start+n] = ','
-	return e.enc[start:]
+	n := copy(b[start:], `{"seq":`)
+	n += copy(b[start+n:], d)
+	b[start+n] = ','
+	return b[start:]
 }
 
 // Record is a stored event as readers see it: its seq, the fields readers

@@ -1,0 +1,88 @@
+package natsjs_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/eventgate/eventgate/store"
+	"github.com/eventgate/eventgate/store/natsjs"
+	"github.com/eventgate/eventgate/store/natsjs/natsembed"
+	"github.com/eventgate/eventgate/store/storetest"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// startServer starts an embedded server storing under dir (no port) and
+// shuts it down at cleanup.
+func startServer(tb testing.TB, dir string) *natsembed.Server {
+	tb.Helper()
+	s, err := natsembed.Start(natsembed.Config{DataDir: dir})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(s.Shutdown)
+	return s
+}
+
+// connect opens an in-process connection to s, closed at cleanup.
+func connect(tb testing.TB, s *natsembed.Server) *nats.Conn {
+	tb.Helper()
+	nc, err := s.Connect()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(nc.Close)
+	return nc
+}
+
+// mustOpen opens a log with cfg and closes it at cleanup.
+func mustOpen(tb testing.TB, cfg natsjs.Config) *natsjs.Log {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l, err := natsjs.Open(ctx, cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = l.Close() })
+	return l
+}
+
+var streams atomic.Int64
+
+// logsOn returns a storetest.NewLog that opens each log on a new stream
+// (and subject prefix) over nc, deleted at cleanup.
+func logsOn(nc *nats.Conn, memory bool) storetest.NewLog {
+	return func(tb testing.TB, capacity int) store.Log {
+		n := streams.Add(1)
+		name := fmt.Sprintf("T%d", n)
+		tb.Cleanup(func() {
+			js, _ := jetstream.New(nc)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = js.DeleteStream(ctx, name)
+		})
+		return mustOpen(tb, natsjs.Config{Conn: nc, Stream: name, Prefix: fmt.Sprintf("t%d", n), Memory: memory, MaxMsgs: int64(capacity)})
+	}
+}
+
+// The NATS backend de-duplicates for JetStream's duplicate window, not for
+// as long as an event is stored (see docs/NATS.md): the suite runs with
+// DedupWindow.
+var natsSemantics = storetest.Options{DedupWindow: true}
+
+func TestConformanceMemory(t *testing.T) {
+	nc := connect(t, startServer(t, t.TempDir()))
+	storetest.RunOptions(t, logsOn(nc, true), natsSemantics)
+}
+
+func TestConformanceFile(t *testing.T) {
+	nc := connect(t, startServer(t, t.TempDir()))
+	storetest.RunOptions(t, logsOn(nc, false), natsSemantics)
+}

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/eventgate/eventgate/store"
+	"github.com/eventgate/eventgate/store/natsjs"
+	"github.com/eventgate/eventgate/store/natsjs/natsembed"
+	"github.com/nats-io/nats.go"
+)
+
+// openedLog is the configured log with what run needs around it.
+type openedLog struct {
+	store.Log
+	capacity func() int
+	ready    func() error // nil error: ready to take traffic
+	close    func()       // closes the log, then whatever it runs on
+}
+
+// openLog opens the log --store names: the ring buffer, or a JetStream
+// stream on an external or embedded NATS server.
+func openLog(ctx context.Context, cfg config, logger *slog.Logger) (*openedLog, error) {
+	if cfg.Store != "nats" {
+		ring := store.NewRing(cfg.BufferSize)
+		return &openedLog{Log: ring, capacity: ring.Capacity, ready: func() error { return nil }, close: func() { _ = ring.Close() }}, nil
+	}
+	ncfg := natsjs.Config{
+		URL:      cfg.NATSURL,
+		Options:  []nats.Option{nats.Name("eventgate"), nats.MaxReconnects(-1)},
+		Replicas: cfg.NATSReplicas,
+		MaxMsgs:  int64(cfg.BufferSize),
+		MaxAge:   cfg.Retention,
+		Logger:   logger.With("component", "natsjs"),
+	}
+	if cfg.NATSCreds != "" {
+		ncfg.Options = append(ncfg.Options, nats.UserCredentials(cfg.NATSCreds))
+	}
+	if cfg.NATSTLSCA != "" {
+		ncfg.Options = append(ncfg.Options, nats.RootCAs(cfg.NATSTLSCA))
+	}
+	var closers []func()
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	if cfg.NATSEmbedded {
+		srv, err := natsembed.Start(natsembed.Config{DataDir: cfg.DataDir, Logger: logger.With("component", "nats-server")})
+		if err != nil {
+			return nil, fmt.Errorf("start embedded NATS in %s: %w", cfg.DataDir, err)
+		}
+		closers = append(closers, srv.Shutdown)
+		conn, err := srv.Connect(nats.Name("eventgate"))
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("connect to embedded NATS: %w", err)
+		}
+		closers = append(closers, conn.Close)
+		ncfg.Conn = conn
+	}
+	l, err := natsjs.Open(ctx, ncfg)
+	if err != nil {
+		closeAll()
+		return nil, fmt.Errorf("open the JetStream log: %w", err)
+	}
+	closers = append(closers, func() { _ = l.Close() })
+	return &openedLog{Log: l, capacity: func() int { return cfg.BufferSize }, ready: l.Ready, close: closeAll}, nil
+}
