@@ -47,6 +47,7 @@ type Server struct {
 	validate *validator.Validate
 	keys     keyring
 	metrics  *httpMetrics
+	ce       *ceCache // CloudEvents conversions shared by stream clients
 	router   chi.Router
 }
 
@@ -71,7 +72,7 @@ func New(cfg Config) *Server {
 	if cfg.Capacity == nil {
 		cfg.Capacity = func() int { return 0 }
 	}
-	s := &Server{cfg: cfg, validate: newValidator(), keys: newKeyring(cfg.Keys)}
+	s := &Server{cfg: cfg, validate: newValidator(), keys: newKeyring(cfg.Keys), ce: newCECache()}
 	s.metrics = newHTTPMetrics(cfg.Registry, cfg.Publisher.Log(), cfg.Capacity)
 	s.router = s.routes()
 	return s
