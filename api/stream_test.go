@@ -444,3 +444,62 @@ func TestStreamSlowConsumerIsCutOff(t *testing.T) {
 		t.Fatalf("slow disconnects = %v, want 1", got)
 	}
 }
+
+func TestStreamThousandSubscribersEachGetEveryEvent(t *testing.T) {
+	const subs, events = 1000, 100
+	g := startGateway(t)
+	streams := make([]*wsStream, subs)
+	var dial sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	errs := make(chan error, subs)
+	for i := range streams {
+		dial.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			conn, _, err := websocket.Dial(ctx, g.wsURL("/v1/stream"), nil)
+			if err != nil {
+				errs <- err
+				return
+			}
+			t.Cleanup(func() { _ = conn.CloseNow() })
+			s := &wsStream{t: t, conn: conn}
+			if l, err := s.tryNext(); err != nil || l.Hello == nil { // the cursor is set
+				errs <- fmt.Errorf("first line %s, %v", l, err)
+				return
+			}
+			streams[i] = s
+		})
+	}
+	dial.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	last := g.publish(t, "fan.out", events, `{"n":1}`)
+
+	var read sync.WaitGroup
+	bad := make(chan string, subs)
+	for i, s := range streams {
+		read.Go(func() {
+			for want := last - events + 1; want <= last; want++ {
+				l, err := s.tryNext()
+				if err != nil || l.Seq != want {
+					bad <- fmt.Sprintf("subscriber %d: got %s, %v; want seq %d", i, l, err, want)
+					return
+				}
+			}
+		})
+	}
+	read.Wait()
+	close(bad)
+	for msg := range bad {
+		t.Error(msg)
+	}
+	msgs := 0
+	for _, s := range streams {
+		msgs += s.msgs
+	}
+	t.Logf("%d subscribers × %d events: %d messages (%.1f events per message)", subs, events, msgs, float64(subs*events)/float64(msgs))
+}
