@@ -75,12 +75,14 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// serveWebSocket upgrades and serves st in this goroutine, which owns the
-// connection: it writes, pings and closes. One reader goroutine, started
-// and waited for here, does what the protocol needs: it answers pings,
-// delivers pongs, notices the peer's close and discards data messages (the
-// contract ignores them). A message over the read limit or a broken frame
-// ends the read, which ends this client only.
+// serveWebSocket upgrades and hands st to the hub, which serves it in a
+// goroutine of its own (Stream.Go) that owns the connection: it writes,
+// pings and closes. This handler then returns, so an idle stream keeps no
+// handler stack or request state. One reader goroutine, started here and
+// waited for by the serving goroutine, does what the protocol needs: it
+// answers pings, delivers pongs, notices the peer's close and discards data
+// messages (the contract ignores them). A message over the read limit or a
+// broken frame ends the read, which ends this client only.
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, st *gateway.Stream) {
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{ceSubprotocol}})
 	if err != nil {
@@ -90,11 +92,8 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, st *gate
 	conn.SetReadLimit(4 << 10)
 	// The request's context is not to be used after a hijack: the stream
 	// lives until the peer goes (the reader ends) or the hub ends it.
-	ctx, peerGone := context.WithCancel(context.WithoutCancel(r.Context()))
-	defer peerGone()
+	ctx, peerGone := context.WithCancel(context.Background())
 	var reader sync.WaitGroup
-	defer reader.Wait()
-	defer conn.CloseNow() // before reader.Wait: unblocks the reader
 	reader.Go(func() {
 		defer peerGone()
 		for {
@@ -112,8 +111,13 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, st *gate
 	if conn.Subprotocol() == ceSubprotocol {
 		sink.ce = s.ce
 	}
-	err = st.Serve(ctx, sink)
-	s.cfg.Logger.Debug("websocket stream ended", "remote", r.RemoteAddr, "err", err)
+	remote, logger := r.RemoteAddr, s.cfg.Logger
+	st.Go(ctx, sink, func(err error) {
+		_ = conn.CloseNow() // unblocks the reader
+		reader.Wait()
+		peerGone()
+		logger.Debug("websocket stream ended", "remote", remote, "err", err)
+	})
 }
 
 // wsSink writes a stream to a WebSocket: NDJSON, all that is ready in one

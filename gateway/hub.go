@@ -296,6 +296,28 @@ func (s *Stream) Release() {
 // or times out (HubConfig.WriteTimeout).
 func (s *Stream) Serve(ctx context.Context, sink Sink) error {
 	defer s.Release()
+	return s.serve(ctx, sink)
+}
+
+// Go is Serve in a new goroutine that the hub owns (Run waits for it),
+// for a transport that need not keep its caller's goroutine, such as a
+// hijacked WebSocket: the HTTP handler returns and its stack and request
+// state are freed, which keeps an idle connection small. done, when set,
+// runs in that goroutine after Serve, with Serve's result, before the hub
+// forgets the stream: the transport's cleanup belongs there. The caller's
+// later Release does nothing.
+func (s *Stream) Go(ctx context.Context, sink Sink, done func(error)) {
+	s.released = true // the goroutine releases
+	go func() {
+		defer s.h.release()
+		err := s.serve(ctx, sink)
+		if done != nil {
+			done(err)
+		}
+	}()
+}
+
+func (s *Stream) serve(ctx context.Context, sink Sink) error {
 	h := s.h
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
