@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -50,7 +51,12 @@ type fanSub struct {
 }
 
 func benchFanout(b *testing.B, subs, rate int) {
-	g := startGateway(b, func(o *options) { o.Capacity = 1 << 18 })
+	g := startGateway(b, func(o *options) {
+		o.Capacity = 1 << 18
+		if l, err := time.ParseDuration(os.Getenv("LINGER")); err == nil {
+			o.Hub.Linger = l
+		}
+	})
 	clients := make([]*fanSub, subs)
 	var dial sync.WaitGroup
 	sem := make(chan struct{}, 16)

@@ -20,6 +20,7 @@ const (
 	DefaultWriteTimeout    = 10 * time.Second
 	DefaultMaxBatch        = 256
 	DefaultMaxMessageBytes = 64 << 10
+	DefaultLinger          = 5 * time.Millisecond
 )
 
 // ErrHubClosed is returned by Hub.Open once the hub is shutting down.
@@ -50,6 +51,13 @@ type HubConfig struct {
 	// up to it (at least one event is always sent); default
 	// DefaultMaxMessageBytes.
 	MaxMessageBytes int
+	// Linger is how long a client that was waiting for new events waits
+	// more once they come, so that one message carries what arrives
+	// meanwhile. It trades that much latency for fewer, larger messages
+	// when many clients share little CPU (see BenchmarkFanout: at 1,000
+	// subscribers it cuts p50 latency several-fold). Default DefaultLinger;
+	// negative: send at once.
+	Linger time.Duration
 	// OnDrop, when set, is called once for every client cut off for being
 	// slow, from that client's goroutine after its transport is closed. It
 	// must not block for long. main wires it to publish
@@ -113,6 +121,9 @@ func NewHub(log store.Log, cfg HubConfig) *Hub {
 	}
 	if cfg.MaxMessageBytes <= 0 {
 		cfg.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if cfg.Linger == 0 {
+		cfg.Linger = DefaultLinger
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -346,6 +357,8 @@ func (s *Stream) serve(ctx context.Context, sink Sink) error {
 	woken := false // the last wait ended on the log's wake-up
 	ping := time.NewTimer(h.cfg.PingInterval)
 	defer ping.Stop()
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
 
 	end := func(why CloseReason, reason string, err error, detail string) error {
 		sink.Close(why, detail)
@@ -439,6 +452,14 @@ func (s *Stream) serve(ctx context.Context, sink Sink) error {
 		select {
 		case <-h.log.Wait(cursor):
 			woken = true
+			if h.cfg.Linger > 0 {
+				linger.Reset(h.cfg.Linger)
+				select {
+				case <-linger.C:
+				case <-closing: // flush at once; the next wait sees closing again
+				case <-ctx.Done():
+				}
+			}
 		case <-closing:
 			closing, flushing, flushTo = nil, true, h.log.Bounds().Newest
 		case <-ping.C:

@@ -149,7 +149,14 @@ func (r *Ring) Read(_ context.Context, after uint64, limit int, f Filter, dst []
 		p.Gap = &Gap{From: pos, To: b.Oldest - 1}
 		pos = b.Oldest
 	}
-	var chunk [readChunk]Record
+	// The chunk comes from a pool: as a local array its 72 KiB would grow
+	// every reader's goroutine stack (and be zeroed) on each Read.
+	chunk := chunks.Get().(*[readChunk]Record)
+	used := 0
+	defer func() {
+		clear(chunk[:used]) // do not keep events' bytes alive
+		chunks.Put(chunk)
+	}()
 	for pos <= b.Newest && len(dst) < limit {
 		n := 0
 		r.mu.RLock()
@@ -166,6 +173,7 @@ func (r *Ring) Read(_ context.Context, after uint64, limit int, f Filter, dst []
 			chunk[n] = r.slots[(pos+uint64(n)-1)%c].Record
 		}
 		r.mu.RUnlock()
+		used = max(used, n)
 		for i := 0; i < n; i++ {
 			if f.Match(chunk[i].Type) {
 				dst = append(dst, chunk[i])
@@ -181,6 +189,9 @@ func (r *Ring) Read(_ context.Context, after uint64, limit int, f Filter, dst []
 	p.Records = dst
 	return p, nil
 }
+
+// chunks holds Read's scratch space.
+var chunks = sync.Pool{New: func() any { return new([readChunk]Record) }}
 
 // Get implements Log.
 func (r *Ring) Get(_ context.Context, seq uint64) (Record, error) {
