@@ -271,7 +271,7 @@ func TestStreamShutdownFlushesThenCloses1001(t *testing.T) {
 func TestStreamShutdownTimesOutOnStuckClient(t *testing.T) {
 	g := startGateway(t, func(o *options) { o.Capacity = 5000 })
 	conn := g.rawDial(t, "/v1/stream")
-	rawHello(t, conn)                                                    // then never reads again
+	rawHello(t, conn)                                                     // then never reads again
 	g.publishN(t, "a.b", 2000, `{"pad":"`+strings.Repeat("p", 4000)+`"}`) // ~8 MB: more than the socket holds
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
@@ -508,4 +508,36 @@ func TestStreamThousandSubscribersEachGetEveryEvent(t *testing.T) {
 		msgs += s.msgs
 	}
 	t.Logf("%d subscribers × %d events: %d messages (%.1f events per message)", subs, events, msgs, float64(subs*events)/float64(msgs))
+}
+
+func TestStreamDropIsRecordedAsAnOperationalEvent(t *testing.T) {
+	g := startGateway(t, func(o *options) { o.Capacity = 5000; o.Hub.Queue = 50; o.RecordDrops = true })
+	watcher := g.dialStream(t, "/v1/stream?types=eventgate.stream.dropped", nil)
+	watcher.hello()
+	slow := g.dialStream(t, "/v1/stream?types=load.>", nil) // never reads
+	pad := strings.Repeat("p", 4000)
+	for range 40 { // ~16 MB: far more than the socket buffers hold
+		g.publishN(t, "load.big", 100, `{"pad":"`+pad+`"}`)
+	}
+	ev := watcher.events(1)[0]
+	var e struct {
+		Type   string `json:"type"`
+		Source string `json:"source"`
+		Data   struct {
+			Transport string   `json:"transport"`
+			Types     []string `json:"types"`
+			LastSeq   uint64   `json:"last_seq"`
+			Queue     int      `json:"queue"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(ev.Raw), &e); err != nil {
+		t.Fatal(err)
+	}
+	if e.Type != "eventgate.stream.dropped" || e.Source != "/eventgate" || e.Data.Transport != "websocket" ||
+		len(e.Data.Types) != 1 || e.Data.Types[0] != "load.>" || e.Data.Queue != 50 {
+		t.Fatalf("drop event = %s", ev.Raw)
+	}
+	if ce, _ := slow.closeStatus(); ce.Code != websocket.StatusPolicyViolation {
+		t.Fatalf("slow client closed with %v, want 1008", ce)
+	}
 }

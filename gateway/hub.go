@@ -292,11 +292,14 @@ func (s *Stream) Release() {
 // is ready after its cursor (replayed or live: the same read), sends it as
 // one Send, and waits on the log only when it has caught up.
 //
-// Lag: events stored since the client connected that it has not been sent,
-// counted in log positions (events that its filter skips count too, until
-// its cursor passes them):
+// Lag: events stored since the client connected that remain unsent after
+// the message being sent now, counted in log positions (events that its
+// filter skips count too, until its cursor passes them):
 //
-//	lag = newest - max(cursor, newest when it connected)
+//	lag = newest - max(cursor after this send, newest when it connected)
+//
+// So a burst larger than Queue does not cut off a client that takes it in
+// one message, and a filtered client is never behind on events it skips.
 //
 // So a client resuming from far back may replay the whole buffer at its own
 // pace, and only what arrives while it is connected counts against
@@ -410,7 +413,8 @@ func (s *Stream) serve(ctx context.Context, sink Sink) error {
 			}
 		}
 
-		lag := satSub(page.Newest, max(cursor, start))
+		// What this send takes is not lag: only what remains behind it.
+		lag := satSub(page.Newest, max(next, start))
 		if lag > uint64(h.cfg.Queue) {
 			s.m.slow.Inc()
 			h.cfg.Logger.Warn("slow stream client cut off", "transport", s.sub.Transport, "remote", s.sub.Remote,

@@ -130,7 +130,7 @@ func TestHubCutsOffLiveLag(t *testing.T) {
 	ring := store.NewRing(1000)
 	publish(t, ring, 5)
 	var drops []gateway.Drop
-	h := startHub(t, ring, gateway.HubConfig{Queue: 10, OnDrop: func(d gateway.Drop) { drops = append(drops, d) }})
+	h := startHub(t, ring, gateway.HubConfig{Queue: 10, MaxBatch: 4, OnDrop: func(d gateway.Drop) { drops = append(drops, d) }})
 	sink := newFakeSink()
 	sink.gate = make(chan struct{})
 	done := serve(t, h, gateway.Subscription{Transport: "test"}, sink)
@@ -141,14 +141,14 @@ func TestHubCutsOffLiveLag(t *testing.T) {
 	if got := <-sink.sent; len(got) != 3 || got[0] != 6 {
 		t.Fatalf("sent %v, want 6..8", got)
 	}
-	publish(t, ring, 11)                                         // lag 11 > 10
+	publish(t, ring, 20)                                         // 9..28: the next message takes 4, leaving lag 16 > 10
 	if err := <-done; !errors.Is(err, gateway.ErrSlowConsumer) { // no Send happens
 		t.Fatalf("Serve = %v, want ErrSlowConsumer", err)
 	}
 	if c := <-sink.closed; c != "slow: slow consumer: last seq 8" {
 		t.Fatalf("closed %q", c)
 	}
-	if len(drops) != 1 || drops[0].LastSeq != 8 || drops[0].Lag != 11 || drops[0].Transport != "test" {
+	if len(drops) != 1 || drops[0].LastSeq != 8 || drops[0].Lag != 16 || drops[0].Transport != "test" {
 		t.Fatalf("drops %+v", drops)
 	}
 }
