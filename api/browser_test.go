@@ -233,21 +233,6 @@ func (p *page) screenshot(name string) string {
 	return path
 }
 
-// viewportShot saves the visible part of the page only.
-func (p *page) viewportShot(name string) string {
-	p.t.Helper()
-	buf := shoot(p, chromedp.CaptureScreenshot())
-	dir := filepath.Join("..", "testout")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		p.t.Fatal(err)
-	}
-	path := filepath.Join(dir, name+".png")
-	if err := os.WriteFile(path, buf, 0o644); err != nil {
-		p.t.Fatal(err)
-	}
-	return path
-}
-
 func shoot(p *page, a chromedp.Action[[]byte]) []byte {
 	p.t.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)

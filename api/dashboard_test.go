@@ -26,42 +26,21 @@ const (
 	phoneW, phoneH     = 390, 844
 )
 
-// notYet are browser log errors expected while /v1/stream is still a stub
-// in this tree.
-var notYet = []string{"WebSocket connection to"}
-
 func TestDashboard(t *testing.T) {
 	b := newBrowser(t)
 	t.Run("SendForm", func(t *testing.T) { testSendForm(t, b) })
 	t.Run("APIKey", func(t *testing.T) { testAPIKey(t, b) })
-	t.Run("EventsAppear", func(t *testing.T) { needs(t, "/v1/stream"); testEventsAppear(t, b) })
-	t.Run("PauseResume", func(t *testing.T) { needs(t, "/v1/stream"); testPauseResume(t, b) })
-	t.Run("SlowConsumer", func(t *testing.T) { needs(t, "/v1/stream"); testSlowConsumer(t, b) })
+	t.Run("EventsAppear", func(t *testing.T) { testEventsAppear(t, b) })
+	t.Run("PauseResume", func(t *testing.T) { testPauseResume(t, b) })
+	t.Run("SlowConsumer", func(t *testing.T) { testSlowConsumer(t, b) })
 	t.Run("Webhook", func(t *testing.T) { testWebhook(t, b) })
-	t.Run("Screenshots", func(t *testing.T) { needs(t, "/v1/stream", "/v1/webhooks"); testScreenshots(t, b) })
-}
-
-// needs skips a test while an endpoint it drives is still a stub (404) in
-// this tree. It goes when the streams and webhooks branches are merged.
-func needs(t *testing.T, paths ...string) {
-	t.Helper()
-	g := startGateway(t)
-	for _, path := range paths {
-		resp, err := http.Get(g.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusNotFound {
-			t.Skipf("%s is not built yet in this tree", path)
-		}
-	}
+	t.Run("Screenshots", func(t *testing.T) { testScreenshots(t, b) })
 }
 
 func testSendForm(t *testing.T, b *browser) {
 	g := startGateway(t)
 	// The 422s are the answers this test asks for.
-	p := b.open(t, g.URL+"/", desktopW, desktopH, append([]string{"status of 422"}, notYet...)...)
+	p := b.open(t, g.URL+"/", desktopW, desktopH, "status of 422")
 	p.waitJS("the buffer panel", `document.getElementById('buffer').dataset.ready === 'true'`)
 
 	// A good event, submitted with the keyboard.
@@ -118,8 +97,8 @@ func testSendForm(t *testing.T, b *browser) {
 
 func testAPIKey(t *testing.T, b *browser) {
 	g := startGateway(t, func(o *options) { o.API.Keys = []string{"k-secret"} })
-	allow := append([]string{"status of 401"}, notYet...)
-	p := b.open(t, g.URL+"/", desktopW, desktopH, allow...)
+	// The 401s are the answers that make the page ask for a key.
+	p := b.open(t, g.URL+"/", desktopW, desktopH, "status of 401")
 	p.waitJS("the key dialog", `document.getElementById('key-dialog').open`)
 	p.setValue("key-input", "wrong")
 	p.run(chromedp.Click(chromedp.CSS("#key-form button[type=submit]")))
@@ -134,10 +113,16 @@ func testAPIKey(t *testing.T, b *browser) {
 	p.setValue("send-type", "order.created")
 	p.run(chromedp.Click(chromedp.CSS("#send-form button[type=submit]")))
 	p.waitJS("the stored seq", `document.getElementById('send-result').textContent === 'Stored as seq 1'`)
+
+	// The stream carries the key as access_token.
+	waitLive(p)
+	resp, body := g.do(t, http.MethodPost, "/v1/events", "application/json", []byte(`{"type":"order.paid","data":2}`), "Authorization", "Bearer k-secret")
+	wantStatus(t, resp, body, http.StatusAccepted)
+	p.waitJS("seq 2 in the stream", `document.querySelector('#events li[data-seq="2"]') !== null`)
 }
 
-// updateDocs makes TestDashboard/Screenshots copy its desktop screenshot
-// to docs/dashboard.png, the README's picture:
+// updateDocs makes TestDashboard/Screenshots copy its light desktop
+// screenshot (the whole page) to docs/dashboard.png, the README's picture:
 //
 //	go test ./api -run TestDashboard/Screenshots -update-docs
 var updateDocs = flag.Bool("update-docs", false, "copy the desktop screenshot to docs/dashboard.png")
@@ -198,11 +183,8 @@ func testScreenshots(t *testing.T, b *browser) {
 		}
 		path := p.screenshot(v.name)
 		t.Logf("screenshot %s", path)
-		if v.name == "desktop-light" {
-			shot := p.viewportShot(v.name + "-viewport")
-			if *updateDocs {
-				copyFile(t, shot, filepath.Join("..", "docs", "dashboard.png"))
-			}
+		if v.name == "desktop-light" && *updateDocs {
+			copyFile(t, path, filepath.Join("..", "docs", "dashboard.png"))
 		}
 	}
 }
@@ -354,7 +336,7 @@ func testWebhook(t *testing.T, b *browser) {
 	g := startGateway(t, noAutoRetry)
 	rcv := newSink(t)
 	// The 422 is the answer to the bad URL below.
-	p := b.open(t, g.URL+"/", desktopW, desktopH, append([]string{"status of 422"}, notYet...)...)
+	p := b.open(t, g.URL+"/", desktopW, desktopH, "status of 422")
 	p.waitJS("the webhook list", `!document.getElementById('wh-empty').hidden`)
 
 	// A bad URL is refused, and the server's error shows at the URL field.
@@ -435,11 +417,12 @@ func testWebhook(t *testing.T, b *browser) {
 }
 
 func testSlowConsumer(t *testing.T, b *browser) {
-	// A stream queue of 5 makes a batch of 100 events more than this page
-	// may lag: the gateway closes it with 1008, and the page resumes with
-	// after, losing nothing and showing nothing twice.
-	g := startGateway(t, func(o *options) { o.Hub.Queue = 5 })
-	p := b.open(t, g.URL+"/", desktopW, desktopH, notYet...)
+	// One event a message and a stream queue of 5 make a batch of 100
+	// events more than this page may lag: the gateway closes it with 1008,
+	// and the page resumes with after, losing nothing and showing nothing
+	// twice.
+	g := startGateway(t, func(o *options) { o.Hub.Queue, o.Hub.MaxBatch = 5, 1 })
+	p := b.open(t, g.URL+"/", desktopW, desktopH)
 	waitLive(p)
 	batch := make([]map[string]any, 100)
 	for i := range batch {

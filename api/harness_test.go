@@ -47,6 +47,8 @@ type options struct {
 	API      api.Config
 	Hub      gateway.HubConfig
 	Disp     gateway.DispatcherConfig
+	// RecordDrops wires Hub.OnDrop to Publisher.RecordStreamDrop, as main does.
+	RecordDrops bool
 }
 
 // startGateway starts a gateway and registers its orderly shutdown (the
@@ -62,6 +64,9 @@ func startGateway(t testing.TB, tweak ...func(*options)) *testGateway {
 	reg := prometheus.NewRegistry()
 	pub := gateway.NewPublisher(ring)
 	o.Hub.Registerer, o.Disp.Registerer = reg, reg
+	if o.RecordDrops {
+		o.Hub.OnDrop = func(d gateway.Drop) { _ = pub.RecordStreamDrop(context.Background(), d) }
+	}
 	hub := gateway.NewHub(ring, o.Hub)
 	disp := gateway.NewDispatcher(pub, o.Disp)
 	cfg := o.API

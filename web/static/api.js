@@ -47,7 +47,6 @@ export function requestKey(rejected) {
       pendingKey = null;
       document.getElementById('key-button').hidden = false;
       resolve(key);
-      window.dispatchEvent(new CustomEvent('eventgate:key'));
     };
     const keepOpen = (ev) => ev.preventDefault(); // nothing works without a key
     form.addEventListener('submit', submit);
@@ -58,22 +57,31 @@ export function requestKey(rejected) {
   return pendingKey;
 }
 
-// forgetKey drops the stored key and asks for a new one.
-export function forgetKey() {
+// forgetKey drops the stored key and asks for a new one, which the next
+// call then checks.
+export async function forgetKey() {
   sessionStorage.removeItem(KEY);
-  return requestKey(false);
+  await requestKey(false);
+  await apiFetch('/v1/events?limit=1', { headers: { Accept: 'application/json' } }).then((res) => res.body?.cancel());
+  window.dispatchEvent(new CustomEvent('eventgate:key'));
 }
 
 // apiFetch is fetch with the key; on 401 it asks for a key and tries again.
+// Once a new key has been accepted, it fires 'eventgate:key' on window.
 export async function apiFetch(path, init = {}) {
+  let asked = false;
   for (;;) {
     const key = apiKey();
     const headers = new Headers(init.headers || {});
     if (key) headers.set('Authorization', `Bearer ${key}`);
     const res = await fetch(path, { ...init, headers });
-    if (res.status !== 401) return res;
+    if (res.status !== 401) {
+      if (asked) window.dispatchEvent(new CustomEvent('eventgate:key'));
+      return res;
+    }
     await res.body?.cancel();
     await requestKey(Boolean(key));
+    asked = true;
   }
 }
 

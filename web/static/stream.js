@@ -31,10 +31,12 @@ export class LiveStream {
     this.timer = 0;
     this.retry = RETRY_MIN;
     this.gen = 0; // bumps on every socket we open, so stale callbacks are ignored
+    this.started = false;
   }
 
   // start follows types from after (null: live only).
   start(types, after = null, epoch = '') {
+    this.started = true;
     this.types = types || '>';
     this.lastSeq = after;
     this.epoch = epoch;
@@ -64,7 +66,7 @@ export class LiveStream {
 
   // reconnect opens a new socket from the last seq taken (e.g. a new key).
   reconnect() {
-    this.open();
+    if (this.started && !(this.paused && !this.ws)) this.open();
   }
 
   close() {
