@@ -185,6 +185,7 @@ function update(c, wh) {
   c.verdict.dataset.verdict = verdict;
   c.verdict.textContent = text;
   c.counts.replaceChildren(
+    h('span', { class: s.waiting ? 'warn' : '' }, h('strong', {}, num(s.waiting ?? 0)), ' waiting in the log'),
     h('span', {}, h('strong', {}, num(s.in_flight ?? 0)), ' in flight'),
     h('span', { class: s.retrying ? 'warn' : '' }, h('strong', {}, num(s.retrying ?? 0)), ' retrying'),
     h('span', {}, h('strong', {}, num(s.succeeded ?? 0)), ' succeeded'),
