@@ -541,3 +541,19 @@ func TestStreamDropIsRecordedAsAnOperationalEvent(t *testing.T) {
 		t.Fatalf("slow client closed with %v, want 1008", ce)
 	}
 }
+
+func TestStreamCapRefusesWith503(t *testing.T) {
+	g := startGateway(t, func(o *options) { o.Hub.MaxClients = 2 })
+	a := g.dialStream(t, "/v1/stream", nil)
+	a.hello()
+	b := g.dialStream(t, "/v1/stream", nil)
+	b.hello()
+	resp, body := g.do(t, http.MethodGet, "/v1/stream", "", nil, "Accept", "text/event-stream")
+	wantProblem(t, resp, body, http.StatusServiceUnavailable, "unavailable")
+	if resp.Header.Get("Retry-After") == "" {
+		t.Fatal("503 without Retry-After")
+	}
+	if got := g.metric(t, "eventgate_stream_refused_total"); got != 1 {
+		t.Fatalf("refused = %v, want 1", got)
+	}
+}

@@ -21,10 +21,15 @@ const (
 	DefaultMaxBatch        = 256
 	DefaultMaxMessageBytes = 64 << 10
 	DefaultLinger          = 5 * time.Millisecond
+	DefaultMaxClients      = 10000
 )
 
 // ErrHubClosed is returned by Hub.Open once the hub is shutting down.
 var ErrHubClosed = errors.New("stream hub is shutting down")
+
+// ErrHubFull is returned by Hub.Open when HubConfig.MaxClients streams are
+// open already.
+var ErrHubFull = errors.New("stream hub is full")
 
 // ErrSlowConsumer is returned by Stream.Serve when the client fell more than
 // HubConfig.Queue events behind and was cut off.
@@ -58,6 +63,9 @@ type HubConfig struct {
 	// subscribers it cuts p50 latency several-fold). Default DefaultLinger;
 	// negative: send at once.
 	Linger time.Duration
+	// MaxClients caps the streams open at once (--max-streams, default
+	// DefaultMaxClients); Open refuses more with ErrHubFull.
+	MaxClients int
 	// OnDrop, when set, is called once for every client cut off for being
 	// slow, from that client's goroutine after its transport is closed. It
 	// must not block for long. main wires it to publish
@@ -124,6 +132,9 @@ func NewHub(log store.Log, cfg HubConfig) *Hub {
 	}
 	if cfg.Linger == 0 {
 		cfg.Linger = DefaultLinger
+	}
+	if cfg.MaxClients <= 0 {
+		cfg.MaxClients = DefaultMaxClients
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -208,7 +219,8 @@ type Subscription struct {
 	Remote string
 }
 
-// Open registers a client and returns its Stream, or ErrHubClosed once
+// Open registers a client and returns its Stream; ErrHubFull when
+// MaxClients are open; or ErrHubClosed once
 // Shutdown has begun. The caller must call Serve or Release on it. Safe for
 // concurrent use.
 func (h *Hub) Open(sub Subscription) (*Stream, error) {
@@ -216,6 +228,10 @@ func (h *Hub) Open(sub Subscription) (*Stream, error) {
 	defer h.mu.Unlock()
 	if h.closed {
 		return nil, ErrHubClosed
+	}
+	if h.streams >= h.cfg.MaxClients {
+		h.metrics.refused.Inc()
+		return nil, ErrHubFull
 	}
 	h.streams++
 	return &Stream{h: h, sub: sub, m: h.metrics.transport(sub.Transport)}, nil

@@ -82,6 +82,7 @@ type hubMetrics struct {
 	slow     *prometheus.CounterVec
 	closes   *prometheus.CounterVec
 	lag      prometheus.Histogram
+	refused  prometheus.Counter
 }
 
 // transportMetrics are one transport's children, resolved once per stream.
@@ -120,9 +121,13 @@ func newHubMetrics(reg prometheus.Registerer) *hubMetrics {
 			Help:    "A client's lag (events stored since it connected not yet sent to it), observed at every write.",
 			Buckets: []float64{0, 1, 10, 100, 1000, 10000, 100000},
 		}),
+		refused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "eventgate_stream_refused_total",
+			Help: "Stream requests refused with 503 because --max-streams streams were open.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.clients, m.events, m.messages, m.slow, m.closes, m.lag)
+		reg.MustRegister(m.clients, m.events, m.messages, m.slow, m.closes, m.lag, m.refused)
 	}
 	return m
 }
