@@ -501,3 +501,26 @@ func TestWebhookDeliveryTail(t *testing.T) {
 		return strings.Contains(string(body), "eventgate_webhook_tail_subscribers 0")
 	})
 }
+
+// Regression: repeated URL changes on a handshake webhook whose receiver
+// hangs must not stack up handshakes that outlive a deleted endpoint and
+// hold the dispatcher's shutdown past its deadline.
+func TestHandshakeResetsDoNotHoldShutdown(t *testing.T) {
+	g := startGateway(t, func(o *options) { o.Disp.Concurrency = 1 })
+	hang := newReceiver(t, func(_ int, w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+	h := g.createHook(t, map[string]any{"url": hang.URL, "handshake": true})
+	<-hang.got // the first handshake is in flight
+	for i := range 4 {
+		resp, body := g.do(t, http.MethodPatch, "/v1/webhooks/"+h.ID, "application/json", []byte(fmt.Sprintf(`{"url":%q}`, hang.URL+fmt.Sprint("/", i))))
+		wantStatus(t, resp, body, http.StatusOK)
+	}
+	resp, body := g.do(t, http.MethodDelete, "/v1/webhooks/"+h.ID, "", nil)
+	wantStatus(t, resp, body, http.StatusNoContent)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	_ = g.Disp.Shutdown(ctx)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Fatalf("Shutdown took %v with a 2s deadline", took)
+	}
+}

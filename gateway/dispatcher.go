@@ -305,7 +305,16 @@ wait:
 		}
 	}
 	d.stop()
-	<-d.done
+	select {
+	case <-d.done:
+	case <-ctx.Done():
+		// Run's goroutines are cancelled and exit as their requests end;
+		// do not hold shutdown past its deadline for them.
+		d.cfg.Logger.Warn("dispatcher goroutines still running at the shutdown deadline")
+		if err == nil {
+			err = fmt.Errorf("dispatcher stop: %w", ctx.Err())
+		}
+	}
 	d.logUndelivered(eps)
 	return err
 }

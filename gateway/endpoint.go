@@ -162,6 +162,21 @@ func (e *endpoint) apply(w store.Webhook, newest bool) (uint64, error) {
 	return cursor, err
 }
 
+// report hands an attempt's result to the endpoint's goroutine, or drops
+// it once the endpoint has stopped (deleted, or the dispatcher stopped):
+// an attempt goroutine never outlives its endpoint by more than its own
+// request.
+func (e *endpoint) report(r result) {
+	select {
+	case e.results <- r:
+	case <-e.ctx.Done():
+		select { // the endpoint may still be draining results: prefer them
+		case e.results <- r:
+		default:
+		}
+	}
+}
+
 // poke wakes the endpoint's goroutine without blocking.
 func (e *endpoint) poke() {
 	select {
@@ -388,7 +403,7 @@ func (e *endpoint) launchLocked(dl *delivery, manual bool) {
 	dl.busy = true
 	j := attemptJob{dl: dl, manual: manual, url: e.hook.URL, secrets: e.secrets, headers: e.headers,
 		msgID: e.d.msgID(dl.EventSeq), body: dl.rec.JSON}
-	e.d.wg.Go(func() { e.results <- e.d.attempt(e.ctx, j) })
+	e.d.wg.Go(func() { e.report(e.d.attempt(e.ctx, j)) })
 }
 
 // finish records the outcome of one attempt.

@@ -28,16 +28,19 @@ const (
 // handshakeState is where an endpoint's validation handshake stands.
 // Guarded by the endpoint's mutex.
 type handshakeState struct {
-	busy        bool      // a handshake request is in flight
+	busy        bool      // a handshake request is in flight (kept across reset: at most one at a time)
 	gen         int       // bumped by reset: results of older requests are ignored
 	failures    int       // failed handshakes since reset
 	next        time.Time // when the next may start; zero: at once
 	allowedRate float64   // WebHook-Allowed-Rate, per second; 0: none given
 }
 
+// reset starts over (a new URL, re-enabled). A request still in flight
+// stays counted in busy until it reports, so resets never stack up
+// concurrent handshakes; its result is ignored as stale.
 func (h *handshakeState) reset() {
 	h.gen++
-	h.busy, h.failures, h.next, h.allowedRate = false, 0, time.Time{}, 0
+	h.failures, h.next, h.allowedRate = 0, time.Time{}, 0
 }
 
 // handshakeResult is what a handshake request reports.
@@ -61,7 +64,7 @@ func (e *endpoint) handshakeLocked(now time.Time, draining bool) time.Time {
 	}
 	e.hs.busy = true
 	url, headers, rate, gen := e.hook.URL, e.headers, e.hook.RateLimit, e.hs.gen
-	e.d.wg.Go(func() { e.results <- e.d.handshake(e.ctx, url, headers, rate, gen) })
+	e.d.wg.Go(func() { e.report(e.d.handshake(e.ctx, url, headers, rate, gen)) })
 	return time.Time{}
 }
 
@@ -151,11 +154,10 @@ func (e *endpoint) finishHandshake(r result) {
 	}
 	e.mu.Lock()
 	stale := r.hs.gen != e.hs.gen || !e.hook.AwaitingHandshake || e.hook.URL != r.hs.url
-	if r.hs.gen == e.hs.gen {
-		e.hs.busy = false
-	}
+	e.hs.busy = false // the one request in flight has reported
 	if stale || outcome == outcomeCanceled {
 		e.mu.Unlock()
+		e.poke() // a reset may be waiting to start its own handshake
 		return
 	}
 	d.metrics.handshakes.WithLabelValues(outcome).Inc()
