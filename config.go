@@ -96,7 +96,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	def("max-inflight", "GATEWAY_MAX_INFLIGHT")
 	fs.IntVar(&c.MaxStreams, "max-streams", 10000, "stream clients (WebSocket and SSE) served at once; more get 503 with Retry-After")
 	def("max-streams", "GATEWAY_MAX_STREAMS")
-	fs.IntVar(&c.IngestRate, "ingest-rate", 0, "POST /v1/events requests per second per API key (per client IP when open); 0 = no limit")
+	fs.IntVar(&c.IngestRate, "ingest-rate", 0, "events per second per API key (per client IP when open) on POST /v1/events, a batch counting as its events; 0 = no limit")
 	def("ingest-rate", "GATEWAY_INGEST_RATE")
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "time a client has to send its request headers (slow clients are cut off)")
 	def("read-header-timeout", "GATEWAY_READ_HEADER_TIMEOUT")

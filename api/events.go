@@ -190,7 +190,8 @@ func (s *Server) decodeEvents(body []byte) (events []store.Event, single bool, p
 	var errs []FieldError
 	for i := 0; dec.More(); i++ {
 		if i == s.cfg.MaxBatch {
-			return nil, false, s.checkBatchSize(i + 1)
+			return nil, false, invalid(fmt.Sprintf("the batch holds more than %d events, the most allowed (--max-batch)", s.cfg.MaxBatch),
+				[]FieldError{{Field: "", Message: fmt.Sprintf("must hold at most %d events", s.cfg.MaxBatch)}})
 		}
 		var in eventInput
 		if p := s.decodeItem(dec, "/"+strconv.Itoa(i), &in); p != nil {

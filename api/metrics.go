@@ -88,9 +88,19 @@ func (m *httpMetrics) instrument(next http.Handler) http.Handler {
 		if code == 0 {
 			code = http.StatusOK
 		}
-		m.requests.WithLabelValues(route, r.Method, strconv.Itoa(code)).Inc()
+		m.requests.WithLabelValues(route, methodLabel(r.Method), strconv.Itoa(code)).Inc()
 		if code != http.StatusSwitchingProtocols && ww.Header().Get("Content-Type") != "text/event-stream" {
 			m.reqDur.WithLabelValues(route).Observe(time.Since(start).Seconds())
 		}
 	})
+}
+
+// methodLabel bounds the method label: clients choose r.Method, and every
+// distinct value would be a new series.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "OTHER"
 }

@@ -71,9 +71,6 @@ type DispatcherConfig struct {
 	Origin string
 }
 
-// ErrWebhookNotFound is returned for an unknown webhook or delivery id.
-var ErrWebhookNotFound = store.ErrNotFound
-
 // Dispatcher delivers stored events to webhooks. Each webhook endpoint is a
 // cursor over the log, read by one goroutine that starts at most
 // Concurrency attempts at a time; a failed attempt waits for its retry as

@@ -52,6 +52,7 @@ type endpoint struct {
 	succeeded    uint64
 	failed       uint64
 	win          window
+	waitCount    waitingCount // the last count of waiting events, for stats
 	log          deliveryLog
 	deleted      bool
 }

@@ -72,52 +72,68 @@ func (e *endpoint) undelivered(target uint64) (notTaken, inFlight, retrying int)
 	if deleted || cursor >= target {
 		return 0, inFlight, retrying
 	}
-	page, err := e.d.log.Read(context.Background(), cursor, int(min(target-cursor, 1<<20)), filter, nil)
-	if err == nil {
-		for _, r := range page.Records {
-			if r.Seq <= target {
-				notTaken++
-			}
-		}
-	}
+	notTaken, _ = countMatching(e.d.log, cursor, target, filter, time.Time{})
 	return notTaken, inFlight, retrying
 }
 
-// maxWaitingScan bounds how many log positions one stats call examines to
-// count the events waiting for an endpoint.
-const maxWaitingScan = 1 << 20
+// maxCountScan bounds how many log positions one countMatching examines.
+const maxCountScan = 1 << 20
 
-// waiting counts the matching events after cursor (up to maxWaitingScan
-// positions) and how many of them were stored at or after since. It reads
-// the log without holding the endpoint's lock.
-func (e *endpoint) waiting(cursor uint64, filter store.Filter, since time.Time) (n, recent int) {
+// countMatching counts the events matching filter with after < seq <=
+// until (examining at most maxCountScan positions), and how many of them
+// were stored at or after since. It reads in pages of 1024 into one
+// buffer, holding no lock of the caller's.
+func countMatching(log store.Log, after, until uint64, filter store.Filter, since time.Time) (n, recent int) {
 	buf := make([]store.Record, 0, 1024)
-	for scanned := uint64(0); scanned < maxWaitingScan; {
-		page, err := e.d.log.Read(context.Background(), cursor, cap(buf), filter, buf)
-		if err != nil || page.Next <= cursor {
+	for start := after; after < until && after-start < maxCountScan; {
+		page, err := log.Read(context.Background(), after, cap(buf), filter, buf)
+		if err != nil || page.Next <= after {
 			break
 		}
 		for _, r := range page.Records {
+			if r.Seq > until {
+				break
+			}
 			n++
 			if r.StoredAt >= since.UnixNano() {
 				recent++
 			}
 		}
-		scanned += page.Next - cursor
-		cursor = page.Next
+		after = page.Next
 		clear(page.Records)
 	}
 	return n, recent
+}
+
+// waitingTTL is how long a count of an endpoint's waiting events may be
+// reused while its cursor stands still (the log may have grown since): a
+// stuck or disabled endpoint's backlog is then scanned at most once a
+// second however often stats are read (every API call and scrape).
+const waitingTTL = time.Second
+
+// waitingCount is the last count of the events waiting for an endpoint.
+type waitingCount struct {
+	cursor, newest uint64
+	at             time.Time
+	n, recent      int
 }
 
 func (e *endpoint) stats() Stats {
 	newest := e.d.log.Bounds().Newest
 	now := time.Now()
 	e.mu.Lock()
-	cursor, filter := e.cursor, e.filter
+	cursor, filter, wc := e.cursor, e.filter, e.waitCount
 	e.mu.Unlock()
-	waiting, recent := e.waiting(cursor, filter, now.Add(-windowSeconds*time.Second))
+	switch {
+	case cursor >= newest: // caught up: nothing waits, no scan
+		wc = waitingCount{cursor: cursor, newest: newest, at: now}
+	case wc.cursor != cursor || (wc.newest != newest && now.Sub(wc.at) >= waitingTTL):
+		wc = waitingCount{cursor: cursor, newest: newest, at: now}
+		wc.n, wc.recent = countMatching(e.d.log, cursor, newest, filter, now.Add(-windowSeconds*time.Second))
+	}
+	waiting, recent := wc.n, wc.recent
 	e.mu.Lock()
+	e.waitCount = wc
 	defer e.mu.Unlock()
 	lambda, w := e.win.rates(now)
 	s := Stats{

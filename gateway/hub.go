@@ -151,9 +151,6 @@ func NewHub(log store.Log, cfg HubConfig) *Hub {
 	}
 }
 
-// Queue is the configured lag bound (HubConfig.Queue after defaults).
-func (h *Hub) Queue() int { return h.cfg.Queue }
-
 // Run blocks until ctx ends or Shutdown has begun, then until every stream
 // has ended: after Shutdown, until Shutdown's flush is done or ctx ends;
 // when ctx ends, streams are closed at once. Run returns nil.

@@ -50,15 +50,6 @@ func ParsePattern(p string) (Pattern, error) {
 	return Pattern{text: p, segments: segs, exact: exact}, nil
 }
 
-// MustPattern is ParsePattern for constants in code and tests; it panics on error.
-func MustPattern(p string) Pattern {
-	pt, err := ParsePattern(p)
-	if err != nil {
-		panic(err)
-	}
-	return pt
-}
-
 // String returns the pattern as written.
 func (p Pattern) String() string { return p.text }
 
