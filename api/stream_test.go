@@ -511,7 +511,12 @@ func TestStreamThousandSubscribersEachGetEveryEvent(t *testing.T) {
 }
 
 func TestStreamDropIsRecordedAsAnOperationalEvent(t *testing.T) {
-	g := startGateway(t, func(o *options) { o.Capacity = 5000; o.Hub.Queue = 50; o.RecordDrops = true })
+	g := startGateway(t, func(o *options) {
+		o.Capacity = 5000
+		o.Hub.Queue = 50
+		o.Hub.WriteTimeout = 300 * time.Millisecond // a client that stops reading is found out fast
+		o.RecordDrops = true
+	})
 	watcher := g.dialStream(t, "/v1/stream?types=eventgate.stream.dropped", nil)
 	watcher.hello()
 	slow := g.dialStream(t, "/v1/stream?types=load.>", nil) // never reads

@@ -426,9 +426,8 @@ func (s *Stream) serve(ctx context.Context, sink Sink) error {
 			}
 		}
 
-		// What this send takes is not lag: only what remains behind it.
-		lag := satSub(page.Newest, max(next, start))
-		if lag > uint64(h.cfg.Queue) {
+		// cutSlow ends a client that fell more than Queue behind.
+		cutSlow := func(lag uint64) error {
 			s.m.slow.Inc()
 			h.cfg.Logger.Warn("slow stream client cut off", "transport", s.sub.Transport, "remote", s.sub.Remote,
 				"last_seq", cursor, "lag", lag, "queue", h.cfg.Queue)
@@ -439,6 +438,11 @@ func (s *Stream) serve(ctx context.Context, sink Sink) error {
 			}
 			return err
 		}
+		// What this send takes is not lag: only what remains behind it.
+		lag := satSub(page.Newest, max(next, start))
+		if lag > uint64(h.cfg.Queue) {
+			return cutSlow(lag)
+		}
 
 		if len(meta) > 0 || len(recs) > 0 {
 			wctx, wcancel := context.WithTimeout(ctx, h.cfg.WriteTimeout)
@@ -448,6 +452,12 @@ func (s *Stream) serve(ctx context.Context, sink Sink) error {
 			if err != nil {
 				if ctx.Err() != nil {
 					return end(CloseAbort, h.goneReason(), ctx.Err(), "")
+				}
+				// A write that timed out while the backlog passed the bound:
+				// the client stopped reading. It is a slow consumer (1008,
+				// counted, recorded), not merely a broken connection.
+				if lag := satSub(h.log.Bounds().Newest, max(cursor, start)); errors.Is(err, context.DeadlineExceeded) && lag > uint64(h.cfg.Queue) {
+					return cutSlow(lag)
 				}
 				return end(CloseAbort, "write_error", fmt.Errorf("send: %w", err), "")
 			}
