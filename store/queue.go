@@ -73,7 +73,7 @@ type Queued struct {
 	// Pending is how many matching events the queue held, not yet handed
 	// out, right after this one (the queue's lag).
 	Pending uint64
-	Msg Settler
+	Msg     Settler
 }
 
 // Settler settles a queued delivery.

@@ -53,15 +53,15 @@ type Config struct {
 	URL     string        // default nats.DefaultURL
 	Options []nats.Option // credentials, TLS, name…; used with URL only
 
-	Stream   string // stream name; default DefaultStream
+	Stream string // stream name; default DefaultStream
 	// Bucket is the webhooks' key-value bucket (OpenWebhooks); default
 	// Stream + "_WEBHOOKS".
 	Bucket string
 	// DeliveryLogSize is how many delivery records the shared delivery
 	// log keeps per webhook (OpenQueue); default 1000.
 	DeliveryLogSize int
-	Prefix   string // subject prefix; default DefaultPrefix
-	Replicas int    // stream replicas; default 1
+	Prefix          string // subject prefix; default DefaultPrefix
+	Replicas        int    // stream replicas; default 1
 	// Memory selects memory storage (tests, benchmarks); the default is
 	// file storage.
 	Memory bool
