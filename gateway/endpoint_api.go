@@ -14,6 +14,11 @@ import (
 
 // retryNow queues a manual attempt of delivery id.
 func (e *endpoint) retryNow(ctx context.Context, id string) (store.Delivery, error) {
+	if e.q != nil {
+		if err := e.adopt(ctx, id); err != nil {
+			return store.Delivery{}, err
+		}
+	}
 	e.mu.Lock()
 	dl := e.log.find(id)
 	if dl == nil {
@@ -69,7 +74,7 @@ func (e *endpoint) undelivered(target uint64) (notTaken, inFlight, retrying int)
 		}
 	}
 	e.mu.Unlock()
-	if deleted || cursor >= target {
+	if deleted || cursor >= target || e.q != nil { // a queue keeps what is not taken
 		return 0, inFlight, retrying
 	}
 	page, err := e.d.log.Read(context.Background(), cursor, int(min(target-cursor, 1<<20)), filter, nil)
@@ -93,13 +98,18 @@ func (e *endpoint) stats() Stats {
 		InFlight: e.inFlight, Retrying: e.retrying, Succeeded: e.succeeded, Failed: e.failed,
 		ArrivalRate: lambda, MeanTimeInSystem: w, InSystem: e.inSystem,
 	}
-	if newest > e.cursor {
+	if e.q != nil {
+		s.Lag = e.qLag
+	} else if newest > e.cursor {
 		s.Lag = newest - e.cursor
 	}
 	return s
 }
 
 func (e *endpoint) deliveries(status store.DeliveryStatus, limit int) []store.Delivery {
+	if e.q != nil {
+		return e.sharedDeliveries(status, limit)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.log.list(status, limit)
