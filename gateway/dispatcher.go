@@ -511,6 +511,8 @@ func (d *Dispatcher) Update(ctx context.Context, id string, u WebhookUpdate) (st
 	if u.RateLimit != nil && (*u.RateLimit < 0 || *u.RateLimit > MaxRateLimit) {
 		return store.Webhook{}, nil, fmt.Errorf("rate limit %v is outside 0..%d", *u.RateLimit, MaxRateLimit)
 	}
+	ep.applying.Lock()
+	defer ep.applying.Unlock()
 	reenabled := false
 	w, err := d.hooks.Update(ctx, id, func(w *store.Webhook) error {
 		reenabled = false // fn may run again: depend on w only
@@ -561,8 +563,13 @@ func (d *Dispatcher) Update(ctx context.Context, id string, u WebhookUpdate) (st
 				return store.Webhook{}, nil, err
 			}
 		}
-		if reenabled && u.ResumeNewest {
+		switch {
+		case reenabled && u.ResumeNewest:
 			if err := ep.q.Reset(ctx, after); err != nil {
+				return store.Webhook{}, nil, err
+			}
+		case reenabled:
+			if after, err = ep.q.Position(ctx); err != nil {
 				return store.Webhook{}, nil, err
 			}
 		}
@@ -690,6 +697,11 @@ func (d *Dispatcher) watched(id string) {
 		d.startLocked(ep)
 		d.mu.Unlock()
 		d.cfg.Logger.Info("webhook loaded from the registry", "webhook", id)
+		return
+	}
+	ep.applying.Lock()
+	defer ep.applying.Unlock()
+	if w, err = d.hooks.Get(ctx, id); err != nil { // the newest, now that no local change is half-way
 		return
 	}
 	ep.mu.Lock()

@@ -30,6 +30,15 @@ type endpoint struct {
 
 	drainOnce sync.Once
 
+	// applying orders the registry's states as this endpoint applies
+	// them: held by Update and RotateSecret from their registry write
+	// until the endpoint has the result, and by the registry watch while
+	// it compares and applies, so that a watched state never overtakes a
+	// local change (resume newest, say) half-way. Held across registry
+	// I/O, by API calls and the watch only, never by the endpoint
+	// goroutine.
+	applying sync.Mutex
+
 	mu        sync.Mutex
 	hook      store.Webhook
 	filter    store.Filter

@@ -39,6 +39,8 @@ func (d *Dispatcher) RotateSecret(ctx context.Context, id string, grace time.Dur
 	if err != nil {
 		return "", time.Time{}, err
 	}
+	ep.applying.Lock()
+	defer ep.applying.Unlock()
 	secret := signature.NewSecret()
 	now := time.Now()
 	expires := now.Add(grace)

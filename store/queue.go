@@ -50,6 +50,9 @@ type DeliveryQueue interface {
 	// Reset drops every delivery not yet settled and restarts the queue
 	// with the events stored after seq after.
 	Reset(ctx context.Context, after uint64) error
+	// Position returns the seq of the newest event the queue has handed
+	// out: delivery continues after it.
+	Position(ctx context.Context) (uint64, error)
 	// Record appends d, one delivery's latest state, to the shared
 	// delivery log without waiting (best effort: a record can be lost
 	// with the connection).

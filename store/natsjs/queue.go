@@ -280,6 +280,21 @@ func (q *queue) Reset(ctx context.Context, after uint64) error {
 	return nil
 }
 
+// Position implements store.DeliveryQueue: the consumer's last delivered
+// stream seq (its start seq - 1 before the first delivery).
+func (q *queue) Position(ctx context.Context) (uint64, error) {
+	ctx, cancel := q.l.withTimeout(ctx)
+	defer cancel()
+	info, err := q.cons.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("natsjs: queue of webhook %s: %w", q.id, err)
+	}
+	if info.Delivered.Stream == 0 && info.Config.OptStartSeq > 0 {
+		return info.Config.OptStartSeq - 1, nil
+	}
+	return info.Delivered.Stream, nil
+}
+
 // Record implements store.DeliveryQueue with a plain publish into the
 // delivery log's stream (no acknowledgement awaited).
 func (q *queue) Record(d store.Delivery) {
