@@ -45,7 +45,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer ring.close()
 	pub := gateway.NewPublisher(ring.Log) // the log itself: the dispatcher looks for store.DeliveryQueues on it
-	hub := gateway.NewHub(ring, gateway.HubConfig{Queue: cfg.StreamQueue, Logger: logger, Registerer: reg})
+	hub := gateway.NewHub(ring, gateway.HubConfig{Queue: cfg.StreamQueue, MaxClients: cfg.MaxStreams, Logger: logger, Registerer: reg,
+		OnDrop: func(d gateway.Drop) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			if err := pub.RecordStreamDrop(ctx, d); err != nil && !errors.Is(err, gateway.ErrDraining) {
+				logger.Warn("could not record a stream drop", "err", err)
+			}
+		}})
 	disp := gateway.NewDispatcher(pub, gateway.DispatcherConfig{
 		Schedule:            cfg.RetrySchedule,
 		Timeout:             cfg.DeliveryTimeout,

@@ -49,6 +49,10 @@ func (s *Server) cloudEvent(prefix string, in *cloudEventInput, exts map[string]
 		errs = append(errs, FieldError{Field: prefix + "/data_base64", Message: "data and data_base64 are mutually exclusive"})
 	}
 	for name := range exts {
+		if name == "seq" {
+			errs = append(errs, FieldError{Field: prefix + "/seq", Message: "the seq extension is reserved: the gateway assigns seq (and sends it as an extension on cloudevents.json streams)"})
+			continue
+		}
 		if !extensionName.MatchString(name) {
 			errs = append(errs, FieldError{Field: prefix + "/" + name, Message: "a CloudEvents extension name must be 1-20 lower-case letters or digits"})
 		}

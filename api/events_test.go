@@ -280,6 +280,7 @@ func TestCloudEventsStructured(t *testing.T) {
 		{`{"specversion":"1.0","id":"x","source":"/s","type":"a.b","Bad_Ext":"v"}`, "/Bad_Ext"},
 		{`{"specversion":"1.0","id":"x","source":"/s","type":"a.b","obj":{"a":1}}`, "/obj"},
 		{`{"specversion":"1.0","id":"x","source":"/s","type":"a.b","data":1,"data_base64":"AA=="}`, "/data_base64"},
+		{`{"specversion":"1.0","id":"x","source":"/s","type":"a.b","seq":"7"}`, "/seq"},
 	}
 	for _, c := range bad {
 		resp, body := g.do(t, http.MethodPost, "/v1/events", "application/cloudevents+json", []byte(c.body))

@@ -57,6 +57,8 @@ type options struct {
 	// queues). When nil, the gateway runs on the NATS store anyway while
 	// a test runs the suite on NATS (natsSuite), on names of its own.
 	NATS *natsStore
+	// RecordDrops wires Hub.OnDrop to Publisher.RecordStreamDrop, as main does.
+	RecordDrops bool
 }
 
 // natsStore says where a NATS-backed test gateway keeps its state.
@@ -107,6 +109,9 @@ func startGateway(t testing.TB, tweak ...func(*options)) *testGateway {
 	reg := prometheus.NewRegistry()
 	pub := gateway.NewPublisher(ring)
 	o.Hub.Registerer, o.Disp.Registerer = reg, reg
+	if o.RecordDrops {
+		o.Hub.OnDrop = func(d gateway.Drop) { _ = pub.RecordStreamDrop(context.Background(), d) }
+	}
 	hub := gateway.NewHub(ring, o.Hub)
 	disp := gateway.NewDispatcher(pub, o.Disp)
 	cfg := o.API

@@ -147,7 +147,8 @@ func seqOf(t *testing.T, body []byte) uint64 {
 }
 
 // TestScaleOutThreeNodes runs gateways on a three-node JetStream cluster:
-// an event posted on A is read on B; a webhook registered on B is
+// an event posted on A is read on B and reaches a WebSocket client on B
+// (and one resuming on A with after); a webhook registered on B is
 // delivered once per event while A and B both pull its queue; a gateway
 // killed in the middle of deliveries loses none (the other finishes
 // them); with one node of three stopped, ingest and deliveries go on.
@@ -167,6 +168,20 @@ func TestScaleOutThreeNodes(t *testing.T) {
 		p := decode[replayPage](t, body)
 		return resp.StatusCode == http.StatusOK && len(p.Events) == 1 && p.Events[0].Seq == seq && p.Events[0].Type == "order.created"
 	})
+
+	// An event posted on A reaches a WebSocket client on B; a client on
+	// A resuming with after gets it too (the same seq on every gateway).
+	ws := b.dialStream(t, "/v1/stream?types=ws.*", nil)
+	ws.hello()
+	wseq := postEventually(t, a, "ws.event")
+	if l := ws.next(); l.Seq != wseq {
+		t.Fatalf("B's stream sent %s, want seq %d", l, wseq)
+	}
+	resumed := a.dialStream(t, fmt.Sprintf("/v1/stream?types=ws.*&after=%d", wseq-1), nil)
+	resumed.hello()
+	if l := resumed.next(); l.Seq != wseq {
+		t.Fatalf("A's resumed stream sent %s, want seq %d", l, wseq)
+	}
 
 	// A webhook registered on B, delivered from both gateways: once per
 	// event.

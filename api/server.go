@@ -62,6 +62,7 @@ type Server struct {
 	validate *validator.Validate
 	keys     keyring
 	metrics  *httpMetrics
+	ce       *ceCache // CloudEvents conversions shared by stream clients
 	router   chi.Router
 	limiter  *ingestLimiter // nil when ingest is not rate limited
 }
@@ -90,7 +91,7 @@ func New(cfg Config) *Server {
 	if cfg.Capacity == nil {
 		cfg.Capacity = func() int { return 0 }
 	}
-	s := &Server{cfg: cfg, validate: newValidator(), keys: newKeyring(cfg.Keys)}
+	s := &Server{cfg: cfg, validate: newValidator(), keys: newKeyring(cfg.Keys), ce: newCECache()}
 	s.metrics = newHTTPMetrics(cfg.Registry, cfg.Publisher.Log(), cfg.Capacity)
 	if cfg.IngestRate > 0 {
 		s.limiter = newIngestLimiter(cfg.IngestRate, cfg.MaxBatch, s.metrics.limited.WithLabelValues("rate"))

@@ -1,6 +1,322 @@
 package api
 
-import "github.com/go-chi/chi/v5"
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
 
-// streamRoutes mounts /v1/stream (see issue: streams).
-func (s *Server) streamRoutes(r chi.Router) {}
+	"github.com/coder/websocket"
+	"github.com/eventgate/eventgate/gateway"
+	"github.com/eventgate/eventgate/store"
+	"github.com/go-chi/chi/v5"
+)
+
+// ceSubprotocol is the CloudEvents WebSocket binding's JSON subprotocol.
+const ceSubprotocol = "cloudevents.json"
+
+// streamRoutes mounts /v1/stream: the request is checked and the client
+// registered with the hub before any upgrade, then the hub serves it in
+// this handler's goroutine through a Sink (wsSink or sseSink).
+func (s *Server) streamRoutes(r chi.Router) {
+	r.Get("/stream", s.stream)
+}
+
+// stream handles GET /v1/stream.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var errs []FieldError
+	filter, err := store.ParseFilter(splitList(q["types"]))
+	if err != nil {
+		errs = append(errs, FieldError{Field: "types", Message: err.Error()})
+	}
+	sub := gateway.Subscription{Filter: filter, Epoch: q.Get("epoch"), Remote: r.RemoteAddr}
+	if q.Has("after") {
+		sub.Resume = true
+		if sub.After, err = strconv.ParseUint(q.Get("after"), 10, 64); err != nil {
+			errs = append(errs, FieldError{Field: "after", Message: "must be a non-negative integer"})
+		}
+	}
+	ws := headerHasToken(r.Header, "Connection", "upgrade") && headerHasToken(r.Header, "Upgrade", "websocket")
+	sse := !ws && acceptsEventStream(r.Header)
+	if id := r.Header.Get("Last-Event-ID"); sse && id != "" {
+		sub.Resume = true
+		if sub.After, err = strconv.ParseUint(strings.TrimSpace(id), 10, 64); err != nil {
+			errs = append(errs, FieldError{Field: "Last-Event-ID", Message: "must be a non-negative integer (an event's seq)"})
+		}
+	}
+	if errs != nil {
+		fail(w, http.StatusBadRequest, "invalid stream parameters", errs...)
+		return
+	}
+	if !ws && !sse {
+		fail(w, http.StatusBadRequest, "open the stream as a WebSocket (Upgrade: websocket) or as Server-Sent Events (Accept: text/event-stream)")
+		return
+	}
+	sub.Transport = "sse"
+	if ws {
+		sub.Transport = "websocket"
+	}
+	st, err := s.cfg.Hub.Open(sub)
+	if errors.Is(err, gateway.ErrHubFull) {
+		w.Header().Set("Retry-After", "5")
+		fail(w, http.StatusServiceUnavailable, "the gateway serves as many streams as it may (--max-streams); retry later")
+		return
+	}
+	if err != nil {
+		w.Header().Set("Retry-After", "5")
+		fail(w, http.StatusServiceUnavailable, "draining: the gateway is shutting down")
+		return
+	}
+	defer st.Release()
+	if ws {
+		s.serveWebSocket(w, r, st)
+	} else {
+		s.serveSSE(w, r, st)
+	}
+}
+
+// serveWebSocket upgrades and hands st to the hub, which serves it in a
+// goroutine of its own (Stream.Go) that owns the connection: it writes,
+// pings and closes. This handler then returns, so an idle stream keeps no
+// handler stack or request state. One reader goroutine, started here and
+// waited for by the serving goroutine, does what the protocol needs: it
+// answers pings, delivers pongs, notices the peer's close and discards data
+// messages (the contract ignores them). A message over the read limit or a
+// broken frame ends the read, which ends this client only.
+func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, st *gateway.Stream) {
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{ceSubprotocol}})
+	if err != nil {
+		s.cfg.Logger.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
+		return // Accept has answered
+	}
+	conn.SetReadLimit(4 << 10)
+	// The request's context is not to be used after a hijack: the stream
+	// lives until the peer goes (the reader ends) or the hub ends it.
+	ctx, peerGone := context.WithCancel(context.Background())
+	var reader sync.WaitGroup
+	reader.Go(func() {
+		defer peerGone()
+		for {
+			// Background: only closing the connection ends this read.
+			_, msg, err := conn.Reader(context.Background())
+			if err == nil {
+				_, err = io.Copy(io.Discard, msg)
+			}
+			if err != nil {
+				return
+			}
+		}
+	})
+	sink := &wsSink{conn: conn}
+	if conn.Subprotocol() == ceSubprotocol {
+		sink.ce = s.ce
+	}
+	remote, logger := r.RemoteAddr, s.cfg.Logger
+	st.Go(ctx, sink, func(err error) {
+		_ = conn.CloseNow() // unblocks the reader
+		reader.Wait()
+		peerGone()
+		logger.Debug("websocket stream ended", "remote", remote, "err", err)
+	})
+}
+
+// wsSink writes a stream to a WebSocket: NDJSON, all that is ready in one
+// text message, or with the cloudevents.json subprotocol one structured
+// CloudEvent per text message.
+type wsSink struct {
+	conn *websocket.Conn
+	ce   *ceCache // nil: NDJSON
+}
+
+// msgBufs holds message buffers shared by all clients: a client holds one
+// only while writing, so an idle connection costs no buffer memory.
+var msgBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
+
+// maxPooledBuf keeps rare huge messages from pinning memory in the pool.
+const maxPooledBuf = 1 << 20
+
+// Send implements gateway.Sink.
+func (k *wsSink) Send(ctx context.Context, meta []gateway.Meta, recs []store.Record) (int, error) {
+	if k.ce != nil {
+		return k.sendCloudEvents(ctx, meta, recs)
+	}
+	bp := msgBufs.Get().(*[]byte)
+	buf := (*bp)[:0]
+	for _, m := range meta {
+		buf = append(m.AppendJSON(buf), '\n')
+	}
+	for i := range recs {
+		buf = append(append(buf, recs[i].JSON...), '\n')
+	}
+	err := k.conn.Write(ctx, websocket.MessageText, buf)
+	if cap(buf) <= maxPooledBuf {
+		*bp = buf[:0]
+		msgBufs.Put(bp)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return 1, nil
+}
+
+func (k *wsSink) sendCloudEvents(ctx context.Context, meta []gateway.Meta, recs []store.Record) (int, error) {
+	n := 0
+	for _, m := range meta {
+		if err := k.conn.Write(ctx, websocket.MessageText, metaCloudEvent(m)); err != nil {
+			return n, err
+		}
+		n++
+	}
+	for i := range recs {
+		ce, err := k.ce.get(recs[i])
+		if err != nil {
+			return n, err
+		}
+		if err := k.conn.Write(ctx, websocket.MessageText, ce); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// Ping implements gateway.Sink: a WebSocket ping, answered by the peer's
+// pong (read by CloseRead's reader).
+func (k *wsSink) Ping(ctx context.Context) error { return k.conn.Ping(ctx) }
+
+// Close implements gateway.Sink with the close codes of openapi.yaml.
+func (k *wsSink) Close(why gateway.CloseReason, detail string) {
+	code := websocket.StatusInternalError
+	switch why {
+	case gateway.CloseAbort:
+		_ = k.conn.CloseNow()
+		return
+	case gateway.CloseShutdown:
+		code = websocket.StatusGoingAway
+	case gateway.CloseSlow:
+		code = websocket.StatusPolicyViolation
+	}
+	_ = k.conn.Close(code, detail)
+}
+
+// serveSSE serves st as Server-Sent Events on the response itself.
+func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, st *gateway.Stream) {
+	rc := http.NewResponseController(w)
+	// A server ReadTimeout would end the request (and cancel its context)
+	// while the stream is still healthy: this request has no body to read.
+	_ = rc.SetReadDeadline(time.Time{})
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no") // keep reverse proxies from buffering
+	w.WriteHeader(http.StatusOK)
+	err := st.Serve(r.Context(), &sseSink{w: w, rc: rc})
+	s.cfg.Logger.Debug("sse stream ended", "remote", r.RemoteAddr, "err", err)
+}
+
+// sseSink writes a stream as Server-Sent Events: one SSE message per event
+// (id: seq), all that is ready in one write and flush.
+type sseSink struct {
+	w  http.ResponseWriter
+	rc *http.ResponseController
+}
+
+// Send implements gateway.Sink.
+func (k *sseSink) Send(ctx context.Context, meta []gateway.Meta, recs []store.Record) (int, error) {
+	bp := msgBufs.Get().(*[]byte)
+	buf := (*bp)[:0]
+	for _, m := range meta {
+		buf = append(buf, "event: "...)
+		buf = append(buf, m.Kind.String()...)
+		buf = append(buf, "\ndata: "...)
+		buf = append(m.AppendJSON(buf), "\n\n"...)
+	}
+	for i := range recs {
+		buf = append(buf, "id: "...)
+		buf = strconv.AppendUint(buf, recs[i].Seq, 10)
+		buf = append(buf, "\ndata: "...)
+		buf = append(append(buf, recs[i].JSON...), "\n\n"...)
+	}
+	err := k.write(ctx, buf)
+	if cap(buf) <= maxPooledBuf {
+		*bp = buf[:0]
+		msgBufs.Put(bp)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return 1, nil
+}
+
+// write writes and flushes b within ctx: its deadline becomes the write
+// deadline, and its end aborts a write in progress.
+func (k *sseSink) write(ctx context.Context, b []byte) error {
+	deadline, _ := ctx.Deadline()
+	if err := k.rc.SetWriteDeadline(deadline); err != nil {
+		return err
+	}
+	aborted := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		_ = k.rc.SetWriteDeadline(time.Now())
+		close(aborted)
+	})
+	_, err := k.w.Write(b)
+	if err == nil {
+		err = k.rc.Flush()
+	}
+	if !stop() {
+		<-aborted // the deadline is set to now: keep it from leaking into the next write
+		if err == nil {
+			err = ctx.Err()
+		}
+	}
+	return err
+}
+
+// Ping implements gateway.Sink with a comment line: a dead peer makes the
+// write fail.
+func (k *sseSink) Ping(ctx context.Context) error { return k.write(ctx, []byte(": keep-alive\n\n")) }
+
+// Close implements gateway.Sink: SSE has no close frame, the response
+// simply ends; a comment says why, for people reading the stream.
+func (k *sseSink) Close(why gateway.CloseReason, detail string) {
+	if why == gateway.CloseAbort || detail == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = k.write(ctx, []byte(": "+detail+"\n\n"))
+}
+
+// headerHasToken reports whether the comma-separated header name holds
+// token (case-insensitive).
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// acceptsEventStream reports whether Accept names text/event-stream.
+func acceptsEventStream(h http.Header) bool {
+	for _, v := range h.Values("Accept") {
+		for t := range strings.SplitSeq(v, ",") {
+			mt, _, _ := strings.Cut(t, ";")
+			if strings.EqualFold(strings.TrimSpace(mt), "text/event-stream") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+var errNotEvent = errors.New("stored record is not an event")

@@ -87,6 +87,7 @@ type statsJSON struct {
 	ArrivalRate      float64 `json:"arrival_rate"`
 	MeanTimeInSystem float64 `json:"mean_time_in_system_ms"`
 	InSystem         int     `json:"in_system"`
+	Waiting          int     `json:"waiting"`
 }
 
 func (s *Server) webhookOut(w store.Webhook) webhookJSON {
@@ -100,6 +101,7 @@ func (s *Server) webhookOut(w store.Webhook) webhookJSON {
 			ArrivalRate:      st.ArrivalRate,
 			MeanTimeInSystem: float64(st.MeanTimeInSystem.Microseconds()) / 1000,
 			InSystem:         st.InSystem,
+			Waiting:          st.Waiting,
 		},
 	}
 	if out.Headers == nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,6 +32,7 @@ type hookJSON struct {
 		ArrivalRate      float64 `json:"arrival_rate"`
 		MeanTimeInSystem float64 `json:"mean_time_in_system_ms"`
 		InSystem         int     `json:"in_system"`
+		Waiting          int     `json:"waiting"`
 	} `json:"stats"`
 }
 
@@ -588,6 +590,43 @@ func TestWebhookMetricsAndStats(t *testing.T) {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("metrics lack %s:\n%s", want, grepLines(string(body), "eventgate_webhook_"))
 		}
+	}
+}
+
+// Little's law over "stored → final outcome": events an endpoint has not
+// taken yet are in the system, so a stuck endpoint shows its backlog.
+func TestWebhookStatsCountTheBacklogInTheLog(t *testing.T) {
+	g := startGateway(t, func(o *options) { o.Disp.Concurrency = 2 })
+	hold := make(chan struct{})
+	rc := newReceiver(t, func(_ int, w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hold:
+		case <-r.Context().Done():
+		}
+	})
+	h := g.createHook(t, map[string]any{"url": rc.URL, "types": []string{"a.>"}})
+	for range 10 {
+		g.publish(t, "a.b")
+	}
+	g.publish(t, "other.type") // not matching: never counted
+	for range 2 {
+		<-rc.got // both slots busy
+	}
+	got := g.getHook(t, h.ID).Stats
+	if got.InFlight != 2 || got.Waiting != 8 || got.InSystem != 10 || got.ArrivalRate != 10.0/60 {
+		t.Fatalf("stats while stuck = %+v, want 2 in flight, 8 waiting, 10 in system, λ 10/60", got)
+	}
+	close(hold)
+	for range 8 {
+		<-rc.got
+	}
+	g.waitDelivery(t, h.ID, 10, "succeeded")
+	deadline := time.Now().Add(10 * time.Second)
+	for got = g.getHook(t, h.ID).Stats; got.Succeeded != 10 && time.Now().Before(deadline); got = g.getHook(t, h.ID).Stats {
+		runtime.Gosched()
+	}
+	if got.Succeeded != 10 || got.InSystem != 0 || got.Waiting != 0 || got.MeanTimeInSystem <= 0 || got.ArrivalRate != 10.0/60 {
+		t.Fatalf("stats after release = %+v", got)
 	}
 }
 

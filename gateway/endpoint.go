@@ -364,8 +364,8 @@ func (e *endpoint) step(buf *[]store.Record) (<-chan struct{}, time.Time) {
 // takeLocked turns records into deliveries and launches their first
 // attempts (the caller has checked slots and tokens).
 func (e *endpoint) takeLocked(recs []store.Record, now time.Time) {
-	e.win.arrive(now, len(recs))
 	for i := range recs {
+		e.win.arrive(now, time.Unix(0, recs[i].StoredAt), 1)
 		dl := &delivery{
 			Delivery: store.Delivery{
 				ID: "dlv_" + ulid.Make().String(), WebhookID: e.id,
@@ -546,7 +546,7 @@ func (e *endpoint) finalLocked(dl *delivery, now time.Time, ok bool) {
 	}
 	dl.final = true
 	e.inSystem--
-	e.win.finish(now, now.Sub(dl.takenAt))
+	e.win.finish(now, now.Sub(dl.storedAt))
 	if ok {
 		e.succeeded++
 		e.d.metrics.deliveries.WithLabelValues("succeeded").Inc()

@@ -88,15 +88,54 @@ func (e *endpoint) undelivered(target uint64) (notTaken, inFlight, retrying int)
 	return notTaken, inFlight, retrying
 }
 
+// maxWaitingScan bounds how many log positions one stats call examines to
+// count the events waiting for an endpoint.
+const maxWaitingScan = 1 << 20
+
+// waiting counts the matching events after cursor (up to maxWaitingScan
+// positions) and how many of them were stored at or after since. It reads
+// the log without holding the endpoint's lock.
+func (e *endpoint) waiting(cursor uint64, filter store.Filter, since time.Time) (n, recent int) {
+	buf := make([]store.Record, 0, 1024)
+	for scanned := uint64(0); scanned < maxWaitingScan; {
+		page, err := e.d.log.Read(context.Background(), cursor, cap(buf), filter, buf)
+		if err != nil || page.Next <= cursor {
+			break
+		}
+		for _, r := range page.Records {
+			n++
+			if r.StoredAt >= since.UnixNano() {
+				recent++
+			}
+		}
+		scanned += page.Next - cursor
+		cursor = page.Next
+		clear(page.Records)
+	}
+	return n, recent
+}
+
 func (e *endpoint) stats() Stats {
 	newest := e.d.log.Bounds().Newest
 	now := time.Now()
+	e.mu.Lock()
+	cursor, filter, qLag := e.cursor, e.filter, e.qLag
+	e.mu.Unlock()
+	var waiting, recent int
+	if e.q != nil {
+		// A queue's backlog is its NumPending (shared by every gateway);
+		// the cursor means nothing there.
+		waiting = int(qLag)
+	} else {
+		waiting, recent = e.waiting(cursor, filter, now.Add(-windowSeconds*time.Second))
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	lambda, w := e.win.rates(now)
 	s := Stats{
 		InFlight: e.inFlight, Retrying: e.retrying, Succeeded: e.succeeded, Failed: e.failed,
-		ArrivalRate: lambda, MeanTimeInSystem: w, InSystem: e.inSystem,
+		ArrivalRate: lambda + float64(recent)/windowSeconds, MeanTimeInSystem: w,
+		InSystem: e.inSystem + waiting, Waiting: waiting,
 	}
 	if e.q != nil {
 		s.Lag = e.qLag

@@ -106,7 +106,7 @@ func (e *endpoint) takeQueued(m store.Queued) {
 			dl.Status = store.DeliveryRetrying
 		}
 		dl.final = false
-		e.win.arrive(now, 1)
+		e.win.arrive(now, dl.storedAt, 1)
 		e.inSystem++
 		e.launchLocked(dl, false)
 	}

@@ -124,3 +124,15 @@ func (p *Publisher) PublishOperational(ctx context.Context, typ, subject string,
 	}
 	return res[0], nil
 }
+
+// RecordStreamDrop appends eventgate.stream.dropped for a stream client
+// cut off for being slow; pass it as HubConfig.OnDrop (wrapped to log its
+// error). The data names the client and how far behind it was.
+func (p *Publisher) RecordStreamDrop(ctx context.Context, d Drop) error {
+	_, err := p.PublishOperational(ctx, TypeStreamDropped, d.Remote, map[string]any{
+		"transport": d.Transport, "remote": d.Remote, "types": d.Types,
+		"last_seq": d.LastSeq, "lag": d.Lag, "queue": d.Queue,
+		"reason": fmt.Sprintf("more than %d events behind", d.Queue),
+	})
+	return err
+}

@@ -5,23 +5,29 @@ import (
 )
 
 // Stats are one webhook's live figures, in this process. They obey
-// Little's law over one boundary, "taken from the log" to "final outcome":
-// InSystem ≈ ArrivalRate × MeanTimeInSystem.
+// Little's law over one boundary, from "a matching event is stored" to
+// "its delivery reaches a final outcome": InSystem ≈ ArrivalRate ×
+// MeanTimeInSystem. Events waiting in the log for the endpoint to take them
+// are inside the boundary, so an endpoint that falls behind shows it: L
+// grows past λ·W while the backlog builds.
 type Stats struct {
 	InFlight  int    // attempts in progress
 	Retrying  int    // deliveries waiting for their next attempt
 	Succeeded uint64 // deliveries that succeeded
 	Failed    uint64 // deliveries that ended failed (overwritten ranges included)
-	// ArrivalRate is deliveries taken from the log per second, averaged
-	// over the last minute (λ).
+	// ArrivalRate is matching events stored per second, averaged over the
+	// last minute (λ), whether the endpoint has taken them yet or not.
 	ArrivalRate float64
-	// MeanTimeInSystem is the mean time from taking an event to its
+	// MeanTimeInSystem is the mean time from an event being stored to its
 	// delivery's final outcome, over deliveries finished in the last
 	// minute (W).
 	MeanTimeInSystem time.Duration
-	// InSystem is deliveries taken and not yet finished: pending, in
-	// flight or retrying (L).
+	// InSystem is matching events not yet at a final outcome (L): Waiting
+	// plus deliveries pending, in flight or retrying.
 	InSystem int
+	// Waiting is matching events stored after the endpoint's cursor, not
+	// yet taken (counted up to maxWaitingScan log positions).
+	Waiting int
 	// Lag is how many events the endpoint's cursor is behind the log's
 	// newest seq (matching or not): the queue in front of the endpoint.
 	Lag uint64
@@ -48,7 +54,14 @@ func (w *window) bucket(now time.Time) int {
 	return i
 }
 
-func (w *window) arrive(now time.Time, n int) { w.arrivals[w.bucket(now)] += int64(n) }
+// arrive counts n arrivals stored at the given time; arrivals stored
+// before the window are not counted.
+func (w *window) arrive(now, stored time.Time, n int) {
+	if now.Unix()-stored.Unix() >= windowSeconds {
+		return
+	}
+	w.arrivals[w.bucket(stored)] += int64(n)
+}
 
 func (w *window) finish(now time.Time, inSystem time.Duration) {
 	i := w.bucket(now)

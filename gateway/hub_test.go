@@ -1,0 +1,175 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eventgate/eventgate/gateway"
+	"github.com/eventgate/eventgate/store"
+)
+
+// fakeSink records what the hub sends. When gate is set, every Send waits
+// for a value on it first.
+type fakeSink struct {
+	gate   chan struct{}
+	sent   chan []uint64 // seqs of each Send (meta lines as 0)
+	closed chan string   // "why: detail"
+}
+
+func newFakeSink() *fakeSink {
+	return &fakeSink{sent: make(chan []uint64, 10000), closed: make(chan string, 1)}
+}
+
+func (f *fakeSink) Send(ctx context.Context, meta []gateway.Meta, recs []store.Record) (int, error) {
+	if f.gate != nil {
+		select {
+		case <-f.gate:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+	var seqs []uint64
+	for range meta {
+		seqs = append(seqs, 0)
+	}
+	for _, r := range recs {
+		seqs = append(seqs, r.Seq)
+	}
+	f.sent <- seqs
+	return 1, nil
+}
+
+func (f *fakeSink) Ping(context.Context) error { return nil }
+
+func (f *fakeSink) Close(why gateway.CloseReason, detail string) {
+	f.closed <- map[gateway.CloseReason]string{gateway.CloseShutdown: "shutdown", gateway.CloseSlow: "slow",
+		gateway.CloseError: "error", gateway.CloseAbort: "abort"}[why] + ": " + detail
+}
+
+func publish(t *testing.T, ring *store.Ring, n int) {
+	t.Helper()
+	for ; n > 0; n -= min(n, 100) {
+		batch := make([]store.Event, min(n, 100))
+		for i := range batch {
+			batch[i] = store.Event{ID: "x", Type: "a.b", Source: string(rune('a'+i%26)) + time.Now().String(), Data: json.RawMessage(`1`)}
+		}
+		if _, err := ring.Append(t.Context(), batch, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// startHub runs a hub over ring until the test ends.
+func startHub(t *testing.T, ring *store.Ring, cfg gateway.HubConfig) *gateway.Hub {
+	t.Helper()
+	h := gateway.NewHub(ring, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return h
+}
+
+// serve runs Serve in a goroutine the test waits for.
+func serve(t *testing.T, h *gateway.Hub, sub gateway.Subscription, sink gateway.Sink) <-chan error {
+	t.Helper()
+	st, err := h.Open(sub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() { done <- st.Serve(context.Background(), sink) })
+	t.Cleanup(wg.Wait)
+	return done
+}
+
+// Lag counts only what arrived since the client connected: replaying a
+// whole buffer much larger than the queue bound is fine.
+func TestHubReplayDoesNotCountAsLag(t *testing.T) {
+	ring := store.NewRing(1000)
+	publish(t, ring, 1000)
+	h := startHub(t, ring, gateway.HubConfig{Queue: 10, MaxBatch: 7})
+	sink := newFakeSink()
+	done := serve(t, h, gateway.Subscription{Resume: true, After: 0}, sink)
+	var got []uint64
+	for len(got) < 1001 {
+		got = append(got, <-sink.sent...)
+	}
+	for i, seq := range got[1:] {
+		if seq != uint64(i+1) {
+			t.Fatalf("send %d: seq %d", i, seq)
+		}
+	}
+	if err := h.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Serve = %v, want nil after a shutdown flush", err)
+	}
+	if c := <-sink.closed; c != "shutdown: gateway shutting down" {
+		t.Fatalf("closed %q", c)
+	}
+	if _, err := h.Open(gateway.Subscription{}); !errors.Is(err, gateway.ErrHubClosed) {
+		t.Fatalf("Open after Shutdown: %v", err)
+	}
+}
+
+// Live lag past the queue bound cuts the client off, naming the seq it
+// can resume after.
+func TestHubCutsOffLiveLag(t *testing.T) {
+	ring := store.NewRing(1000)
+	publish(t, ring, 5)
+	var drops []gateway.Drop
+	h := startHub(t, ring, gateway.HubConfig{Queue: 10, MaxBatch: 4, OnDrop: func(d gateway.Drop) { drops = append(drops, d) }})
+	sink := newFakeSink()
+	sink.gate = make(chan struct{})
+	done := serve(t, h, gateway.Subscription{Transport: "test"}, sink)
+	sink.gate <- struct{}{} // hello
+	<-sink.sent
+	publish(t, ring, 3)
+	sink.gate <- struct{}{} // 6..8: lag 3 is fine
+	if got := <-sink.sent; len(got) != 3 || got[0] != 6 {
+		t.Fatalf("sent %v, want 6..8", got)
+	}
+	publish(t, ring, 20)                                         // 9..28: the next message takes 4, leaving lag 16 > 10
+	if err := <-done; !errors.Is(err, gateway.ErrSlowConsumer) { // no Send happens
+		t.Fatalf("Serve = %v, want ErrSlowConsumer", err)
+	}
+	if c := <-sink.closed; c != "slow: slow consumer: last seq 8" {
+		t.Fatalf("closed %q", c)
+	}
+	if len(drops) != 1 || drops[0].LastSeq != 8 || drops[0].Lag != 16 || drops[0].Transport != "test" {
+		t.Fatalf("drops %+v", drops)
+	}
+}
+
+// Shutdown's deadline force-closes a client stuck in a write; Run returns
+// once it is gone.
+func TestHubShutdownForcesStuckClients(t *testing.T) {
+	ring := store.NewRing(100)
+	h := startHub(t, ring, gateway.HubConfig{})
+	sink := newFakeSink()
+	sink.gate = make(chan struct{}) // never opened
+	done := serve(t, h, gateway.Subscription{}, sink)
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if err := h.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown = %v, want the deadline", err)
+	}
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Serve = %v, want context.Canceled", err)
+	}
+	if c := <-sink.closed; c != "abort: " {
+		t.Fatalf("closed %q", c)
+	}
+}
