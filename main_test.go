@@ -8,8 +8,10 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -305,5 +307,89 @@ func TestRunEmbeddedNATSKeepsEventsAcrossRestarts(t *testing.T) {
 	}
 	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &e) != nil || e.Seq != 1 || e.ID != "o-1" || e.Type != "order.created" {
 		t.Fatalf("after restart GET /v1/events/1 = %d %s", resp.StatusCode, body)
+	}
+}
+
+// TestRunEmbeddedNATSKeepsWebhooksAndPendingDeliveries: a webhook and a
+// delivery waiting for its retry survive stopping the gateway and its
+// embedded server; the restarted gateway delivers it.
+func TestRunEmbeddedNATSKeepsWebhooksAndPendingDeliveries(t *testing.T) {
+	var ok atomic.Bool
+	got := make(chan string, 100)
+	rc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if !ok.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		got <- string(b)
+	}))
+	defer rc.Close()
+	dir := t.TempDir()
+	args := []string{"--store", "nats", "--nats-embedded", "--data-dir", dir, "--allow-private-targets",
+		"--retry-schedule", "1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s,1s", "--delivery-timeout", "2s", "--shutdown-timeout", "3s"}
+	base, _, stop := startRun(t, args...)
+	post := func(base, path, body string) (int, []byte) {
+		t.Helper()
+		resp, err := http.Post(base+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	code, b := post(base, "/v1/webhooks", `{"url":"`+rc.URL+`"}`)
+	var hook struct{ ID string }
+	if code != http.StatusCreated || json.Unmarshal(b, &hook) != nil {
+		t.Fatalf("create webhook = %d %s", code, b)
+	}
+	if code, b := post(base, "/v1/events", `{"type":"order.created","data":{"n":1}}`); code != http.StatusAccepted {
+		t.Fatalf("POST event = %d %s", code, b)
+	}
+	// Wait for the first failed attempt to be recorded as retrying.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(base + "/v1/webhooks/" + hook.ID + "/deliveries?status=retrying")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(b), `"event_seq":1`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no retrying delivery: %s", b)
+		}
+		time.Sleep(50 * time.Millisecond) // across the gateway's goroutines and NATS: poll
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	ok.Store(true)
+	base, _, _ = startRun(t, args...)
+	resp, err := http.Get(base + "/v1/webhooks/" + hook.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("after restart GET webhook = %d", resp.StatusCode)
+	}
+	select {
+	case body := <-got:
+		if !strings.Contains(body, `"seq":1,`) {
+			t.Fatalf("delivered %s, want seq 1", body)
+		}
+	case <-time.After(30 * time.Second):
+		resp, err := http.Get(base + "/v1/webhooks/" + hook.ID + "/deliveries")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		t.Fatalf("the pending delivery was not delivered after the restart; deliveries: %s", b)
 	}
 }

@@ -44,7 +44,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer ring.close()
-	pub := gateway.NewPublisher(ring)
+	pub := gateway.NewPublisher(ring.Log) // the log itself: the dispatcher looks for store.DeliveryQueues on it
 	hub := gateway.NewHub(ring, gateway.HubConfig{Queue: cfg.StreamQueue, MaxClients: cfg.MaxStreams, Logger: logger, Registerer: reg,
 		OnDrop: func(d gateway.Drop) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -62,6 +62,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		AllowPrivateTargets: cfg.AllowPrivateTargets,
 		Logger:              logger,
 		Registerer:          reg,
+		Webhooks:            ring.webhooks,
 	})
 	srv := api.New(api.Config{
 		Publisher:   pub,

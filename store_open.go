@@ -14,6 +14,12 @@ import (
 // openedLog is the configured log with what run needs around it.
 type openedLog struct {
 	store.Log
+	// webhooks is the registry: nil for the ring (the dispatcher keeps
+	// its own in memory), the JetStream key-value registry with NATS,
+	// shared by every gateway on it. (The NATS log also shares each
+	// webhook's deliveries: the dispatcher finds store.DeliveryQueues on
+	// it.)
+	webhooks store.Webhooks
 	capacity func() int
 	ready    func() error // nil error: ready to take traffic
 	close    func()       // closes the log, then whatever it runs on
@@ -66,5 +72,10 @@ func openLog(ctx context.Context, cfg config, logger *slog.Logger) (*openedLog, 
 		return nil, fmt.Errorf("open the JetStream log: %w", err)
 	}
 	closers = append(closers, func() { _ = l.Close() })
-	return &openedLog{Log: l, capacity: func() int { return cfg.BufferSize }, ready: l.Ready, close: closeAll}, nil
+	hooks, err := l.OpenWebhooks(ctx)
+	if err != nil {
+		closeAll()
+		return nil, fmt.Errorf("open the JetStream webhook registry: %w", err)
+	}
+	return &openedLog{Log: l, webhooks: hooks, capacity: func() int { return cfg.BufferSize }, ready: l.Ready, close: closeAll}, nil
 }

@@ -4,21 +4,25 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/eventgate/eventgate/api"
 	"github.com/eventgate/eventgate/gateway"
 	"github.com/eventgate/eventgate/store"
+	"github.com/eventgate/eventgate/store/natsjs"
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 )
@@ -33,7 +37,8 @@ func TestMain(m *testing.M) {
 type testGateway struct {
 	URL      string
 	Client   *http.Client // validates responses against the spec
-	Ring     *store.Ring
+	Ring     store.Log    // the event log: a *store.Ring, or a *natsjs.Log on NATS
+	NATS     bool         // the gateway runs on the NATS store
 	Pub      *gateway.Publisher
 	Hub      *gateway.Hub
 	Disp     *gateway.Dispatcher
@@ -47,9 +52,29 @@ type options struct {
 	API      api.Config
 	Hub      gateway.HubConfig
 	Disp     gateway.DispatcherConfig
+	// NATS, when set, runs the gateway on the NATS store with these
+	// names (several gateways given the same share one log, registry and
+	// queues). When nil, the gateway runs on the NATS store anyway while
+	// a test runs the suite on NATS (natsSuite), on names of its own.
+	NATS *natsStore
 	// RecordDrops wires Hub.OnDrop to Publisher.RecordStreamDrop, as main does.
 	RecordDrops bool
 }
+
+// natsStore says where a NATS-backed test gateway keeps its state.
+type natsStore struct {
+	Conn     *nats.Conn
+	Stream   string // also names the prefix, the bucket and the delivery log
+	Memory   bool
+	Replicas int // default 1
+}
+
+// natsSuite is the connection the NATS pass of the API suite runs on
+// (TestSuiteOnNATS); nil runs it on the ring. Tests do not run in
+// parallel in this package, so one variable switches the backend.
+var natsSuite *nats.Conn
+
+var natsNames atomic.Int64
 
 // startGateway starts a gateway and registers its orderly shutdown (the
 // contract's order) with t.Cleanup.
@@ -60,7 +85,27 @@ func startGateway(t testing.TB, tweak ...func(*options)) *testGateway {
 	for _, f := range tweak {
 		f(&o)
 	}
-	ring := store.NewRing(o.Capacity)
+	if o.NATS == nil && natsSuite != nil {
+		o.NATS = &natsStore{Conn: natsSuite, Stream: fmt.Sprintf("API%d", natsNames.Add(1)), Memory: true}
+	}
+	var ring store.Log
+	capacity := func() int { return o.Capacity }
+	if o.NATS != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		l, err := natsjs.Open(ctx, natsjs.Config{Conn: o.NATS.Conn, Stream: o.NATS.Stream, Prefix: strings.ToLower(o.NATS.Stream),
+			Memory: o.NATS.Memory, MaxMsgs: int64(o.Capacity), Replicas: o.NATS.replicas()})
+		if err == nil && o.Disp.Webhooks == nil {
+			o.Disp.Webhooks, err = l.OpenWebhooks(ctx)
+		}
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ring = l
+	} else {
+		r := store.NewRing(o.Capacity)
+		ring, capacity = r, r.Capacity
+	}
 	reg := prometheus.NewRegistry()
 	pub := gateway.NewPublisher(ring)
 	o.Hub.Registerer, o.Disp.Registerer = reg, reg
@@ -70,7 +115,7 @@ func startGateway(t testing.TB, tweak ...func(*options)) *testGateway {
 	hub := gateway.NewHub(ring, o.Hub)
 	disp := gateway.NewDispatcher(pub, o.Disp)
 	cfg := o.API
-	cfg.Publisher, cfg.Hub, cfg.Dispatcher, cfg.Registry, cfg.Capacity = pub, hub, disp, reg, ring.Capacity
+	cfg.Publisher, cfg.Hub, cfg.Dispatcher, cfg.Registry, cfg.Capacity = pub, hub, disp, reg, capacity
 	srv := api.New(cfg)
 	ts := httptest.NewServer(srv)
 
@@ -90,7 +135,7 @@ func startGateway(t testing.TB, tweak ...func(*options)) *testGateway {
 		_ = ring.Close()
 	})
 	return &testGateway{
-		URL: ts.URL, Ring: ring, Pub: pub, Hub: hub, Disp: disp, Registry: reg, Server: ts,
+		URL: ts.URL, Ring: ring, NATS: o.NATS != nil, Pub: pub, Hub: hub, Disp: disp, Registry: reg, Server: ts,
 		Client: &http.Client{Transport: newSpecCheck(t, ts.URL, ts.Client().Transport), Timeout: 30 * time.Second},
 	}
 }

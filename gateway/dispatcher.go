@@ -82,6 +82,7 @@ type Dispatcher struct {
 	pub     *Publisher
 	cfg     DispatcherConfig
 	hooks   store.Webhooks
+	queues  store.DeliveryQueues // nil: each endpoint is a cursor over the log
 	client  *http.Client
 	metrics *dispatcherMetrics
 	retries *retryHeap
@@ -168,6 +169,7 @@ func NewDispatcher(pub *Publisher, cfg DispatcherConfig) *Dispatcher {
 		done:      make(chan struct{}),
 		endpoints: make(map[string]*endpoint),
 	}
+	d.queues, _ = d.log.(store.DeliveryQueues)
 	d.metrics = newDispatcherMetrics(cfg.Registerer, d)
 	return d
 }
@@ -211,14 +213,20 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		d.cfg.Logger.Error("cannot load webhooks", "err", err)
 	}
 	newest := d.log.Bounds().Newest
-	d.mu.Lock()
+	loaded := make([]*endpoint, 0, len(hooks))
 	for _, w := range hooks {
-		if _, ok := d.endpoints[w.ID]; !ok {
-			if ep, err := d.newEndpoint(w, newest); err == nil {
-				d.endpoints[w.ID] = ep
-			} else {
-				d.cfg.Logger.Error("cannot load webhook", "webhook", w.ID, "err", err)
-			}
+		if ep, err := d.loadEndpoint(ctx, w, newest); err == nil {
+			loaded = append(loaded, ep)
+		} else {
+			d.cfg.Logger.Error("cannot load webhook", "webhook", w.ID, "err", err)
+		}
+	}
+	d.mu.Lock()
+	for _, ep := range loaded {
+		if _, ok := d.endpoints[ep.id]; !ok {
+			d.endpoints[ep.id] = ep
+		} else {
+			ep.cancel()
 		}
 	}
 	for _, ep := range d.endpoints {
@@ -226,6 +234,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 	if !d.stopped {
 		d.wg.Go(func() { d.retries.run(d.base) })
+		if wt, ok := d.hooks.(store.WebhookWatcher); ok {
+			d.wg.Go(func() { d.watch(wt) })
+		}
 	}
 	d.mu.Unlock()
 
@@ -402,16 +413,27 @@ func (d *Dispatcher) Create(ctx context.Context, w store.Webhook) (store.Webhook
 	} else if w.DisabledReason == "" {
 		w.DisabledReason = ReasonByRequest
 	}
-	ep, err := d.newEndpoint(w, d.log.Bounds().Newest)
+	ep, err := d.loadEndpoint(ctx, w, d.log.Bounds().Newest)
 	if err != nil {
 		return store.Webhook{}, err
 	}
+	// In the map before the registry has it, so that a watcher reporting
+	// the new webhook finds it there.
+	d.mu.Lock()
+	d.endpoints[w.ID] = ep
+	d.mu.Unlock()
 	if err := d.hooks.Create(ctx, w); err != nil {
+		d.mu.Lock()
+		delete(d.endpoints, w.ID)
+		d.mu.Unlock()
+		ep.cancel()
+		if d.queues != nil {
+			_ = d.queues.DeleteQueue(ctx, w.ID)
+		}
 		return store.Webhook{}, err
 	}
 	d.mu.Lock()
-	if _, loaded := d.endpoints[w.ID]; !loaded { // Run may have loaded it from the registry meanwhile
-		d.endpoints[w.ID] = ep
+	if d.endpoints[w.ID] == ep {
 		d.startLocked(ep)
 	}
 	d.mu.Unlock()
@@ -495,8 +517,11 @@ func (d *Dispatcher) Update(ctx context.Context, id string, u WebhookUpdate) (st
 	if u.RateLimit != nil && (*u.RateLimit < 0 || *u.RateLimit > MaxRateLimit) {
 		return store.Webhook{}, nil, fmt.Errorf("rate limit %v is outside 0..%d", *u.RateLimit, MaxRateLimit)
 	}
+	ep.applying.Lock()
+	defer ep.applying.Unlock()
 	reenabled := false
 	w, err := d.hooks.Update(ctx, id, func(w *store.Webhook) error {
+		reenabled = false // fn may run again: depend on w only
 		rehandshake := false
 		if u.URL != nil {
 			rehandshake = *u.URL != w.URL
@@ -538,6 +563,23 @@ func (d *Dispatcher) Update(ctx context.Context, id string, u WebhookUpdate) (st
 	if err != nil {
 		return store.Webhook{}, nil, err
 	}
+	if ep.q != nil {
+		if u.Types != nil {
+			if err := ep.q.SetTypes(ctx, w.Types); err != nil {
+				return store.Webhook{}, nil, err
+			}
+		}
+		switch {
+		case reenabled && u.ResumeNewest:
+			if err := ep.q.Reset(ctx, after); err != nil {
+				return store.Webhook{}, nil, err
+			}
+		case reenabled:
+			if after, err = ep.q.Position(ctx); err != nil {
+				return store.Webhook{}, nil, err
+			}
+		}
+	}
 	if !reenabled {
 		return w, nil, nil
 	}
@@ -555,12 +597,9 @@ func (d *Dispatcher) Delete(ctx context.Context, id string) error {
 	if err := d.hooks.Delete(ctx, id); err != nil {
 		return err
 	}
-	d.mu.Lock()
-	ep := d.endpoints[id]
-	delete(d.endpoints, id)
-	d.mu.Unlock()
-	if ep != nil {
-		ep.remove()
+	d.forget(id)
+	if d.queues != nil {
+		return d.queues.DeleteQueue(ctx, id)
 	}
 	return nil
 }
@@ -587,4 +626,103 @@ func (d *Dispatcher) Retry(ctx context.Context, id, dlvID string) (store.Deliver
 		return store.Delivery{}, err
 	}
 	return ep.retryNow(ctx, dlvID)
+}
+
+// loadEndpoint makes webhook w's endpoint (not started), with its queue
+// when the log shares deliveries (one made now starts after seq after).
+func (d *Dispatcher) loadEndpoint(ctx context.Context, w store.Webhook, after uint64) (*endpoint, error) {
+	ep, err := d.newEndpoint(w, after)
+	if err != nil {
+		return nil, err
+	}
+	if ep.q, err = d.openQueue(ctx, w, after); err != nil {
+		ep.cancel()
+		return nil, err
+	}
+	return ep, nil
+}
+
+// forget stops and drops webhook id's endpoint, if there is one.
+func (d *Dispatcher) forget(id string) {
+	d.mu.Lock()
+	ep := d.endpoints[id]
+	delete(d.endpoints, id)
+	d.mu.Unlock()
+	if ep != nil {
+		ep.remove()
+	}
+}
+
+// watch follows the registry's changes (made here or through another
+// gateway sharing it) until the dispatcher stops, watching again a second
+// after a failure.
+func (d *Dispatcher) watch(wt store.WebhookWatcher) {
+	for {
+		err := wt.Watch(d.base, d.watched)
+		if d.base.Err() != nil {
+			return
+		}
+		d.cfg.Logger.Warn("webhook registry watch ended; watching again", "err", err)
+		select {
+		case <-d.base.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// watched brings webhook id's endpoint in line with the registry: made
+// when new, updated when the registry holds a newer revision than the
+// endpoint, stopped when deleted.
+func (d *Dispatcher) watched(id string) {
+	ctx, cancel := context.WithTimeout(d.base, 10*time.Second)
+	defer cancel()
+	w, err := d.hooks.Get(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		d.forget(id)
+		return
+	}
+	if err != nil {
+		d.cfg.Logger.Error("cannot read a changed webhook", "webhook", id, "err", err)
+		return
+	}
+	ep, err := d.endpoint(id)
+	if err != nil { // new to this gateway
+		ep, err := d.loadEndpoint(ctx, w, d.log.Bounds().Newest)
+		if err != nil {
+			d.cfg.Logger.Error("cannot load webhook", "webhook", id, "err", err)
+			return
+		}
+		d.mu.Lock()
+		if _, ok := d.endpoints[id]; ok || d.stopped {
+			d.mu.Unlock()
+			ep.cancel()
+			return
+		}
+		d.endpoints[id] = ep
+		d.startLocked(ep)
+		d.mu.Unlock()
+		d.cfg.Logger.Info("webhook loaded from the registry", "webhook", id)
+		return
+	}
+	ep.applying.Lock()
+	defer ep.applying.Unlock()
+	if w, err = d.hooks.Get(ctx, id); err != nil { // the newest, now that no local change is half-way
+		return
+	}
+	ep.mu.Lock()
+	newer := w.Revision > ep.hook.Revision
+	types := !slices.Equal(w.Types, ep.hook.Types)
+	ep.mu.Unlock()
+	if !newer {
+		return
+	}
+	if _, err := ep.apply(w, false); err != nil {
+		d.cfg.Logger.Error("cannot apply a changed webhook", "webhook", id, "err", err)
+	}
+	if ep.q != nil && types {
+		if err := ep.q.SetTypes(ctx, w.Types); err != nil {
+			d.cfg.Logger.Error("cannot change a webhook's queue", "webhook", id, "err", err)
+		}
+	}
 }

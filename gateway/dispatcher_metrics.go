@@ -138,11 +138,12 @@ var (
 	descInSystem  = prometheus.NewDesc("eventgate_webhook_in_system", "Little's law L: matching events not yet at a final outcome (waiting in the log, pending, in flight, retrying).", []string{"webhook"}, nil)
 	descSucceeded = prometheus.NewDesc("eventgate_webhook_succeeded_total", "Deliveries that succeeded, per webhook.", []string{"webhook"}, nil)
 	descFailed    = prometheus.NewDesc("eventgate_webhook_failed_total", "Deliveries that ended failed, per webhook.", []string{"webhook"}, nil)
+	descJSPending = prometheus.NewDesc("eventgate_webhook_jetstream_pending", "With --store nats: the webhook's JetStream consumer lag, matching events not yet handed to any gateway (NumPending, as last seen by this gateway).", []string{"webhook"}, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (c *endpointCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLag, descInFlight, descRetrying, descArrival, descMeanTime, descInSystem, descSucceeded, descFailed} {
+	for _, d := range []*prometheus.Desc{descLag, descInFlight, descRetrying, descArrival, descMeanTime, descInSystem, descSucceeded, descFailed, descJSPending} {
 		ch <- d
 	}
 }
@@ -160,5 +161,8 @@ func (c *endpointCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descInSystem, prometheus.GaugeValue, float64(s.InSystem), id)
 		ch <- prometheus.MustNewConstMetric(descSucceeded, prometheus.CounterValue, float64(s.Succeeded), id)
 		ch <- prometheus.MustNewConstMetric(descFailed, prometheus.CounterValue, float64(s.Failed), id)
+		if ep.q != nil {
+			ch <- prometheus.MustNewConstMetric(descJSPending, prometheus.GaugeValue, float64(s.Lag), id)
+		}
 	}
 }

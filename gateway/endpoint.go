@@ -30,6 +30,15 @@ type endpoint struct {
 
 	drainOnce sync.Once
 
+	// applying orders the registry's states as this endpoint applies
+	// them: held by Update and RotateSecret from their registry write
+	// until the endpoint has the result, and by the registry watch while
+	// it compares and applies, so that a watched state never overtakes a
+	// local change (resume newest, say) half-way. Held across registry
+	// I/O, by API calls and the watch only, never by the endpoint
+	// goroutine.
+	applying sync.Mutex
+
 	mu        sync.Mutex
 	hook      store.Webhook
 	filter    store.Filter
@@ -55,6 +64,18 @@ type endpoint struct {
 	waitCount    waitingCount // the last count of waiting events, for stats
 	log          deliveryLog
 	deleted      bool
+
+	// The shared queue (store.DeliveryQueues), nil for a cursor over the
+	// log. fetch is the pull request in progress (endpoint goroutine
+	// only); fetchLeft counts the deliveries it may still bring, which
+	// hold attempt slots meanwhile; qLag is the queue's NumPending as
+	// last seen.
+	q         store.DeliveryQueue
+	fetch     <-chan store.Queued
+	fetchEnd  context.CancelFunc
+	fetchLeft int
+	fetchGot  int
+	qLag      uint64
 }
 
 type dueItem struct {
@@ -72,8 +93,11 @@ type delivery struct {
 	retries  int         // schedule delays used
 	entry    *retryEntry // non-nil while waiting on the heap
 	busy     bool        // queued in due or in flight
-	final    bool        // has reached a final outcome once
+	final    bool        // has reached a final outcome once (or, queued, left this gateway)
 	typ      string      // the event's type (no loops: see finalLocked)
+	// msg settles the queued message while this gateway holds it (queue
+	// endpoints only); nil otherwise.
+	msg store.Settler
 }
 
 // result is what an attempt goroutine reports.
@@ -228,6 +252,13 @@ func (e *endpoint) run() {
 				}
 			}
 			e.flushOps()
+		case m, ok := <-e.fetch:
+			if ok {
+				e.takeQueued(m)
+			} else {
+				e.fetchDone()
+			}
+			e.flushOps()
 		case <-wait:
 		case <-e.kick:
 		case <-e.ctx.Done():
@@ -256,7 +287,7 @@ func (e *endpoint) step(buf *[]store.Record) (<-chan struct{}, time.Time) {
 		return nil, wake
 	}
 	tokens := e.bucket.available(now)
-	for e.hook.Enabled && e.inFlight < d.cfg.Concurrency && len(e.due) > 0 && tokens > 0 {
+	for e.hook.Enabled && e.inFlight+e.fetchLeft < d.cfg.Concurrency && len(e.due) > 0 && tokens > 0 {
 		it := e.due[0]
 		e.due[0] = dueItem{}
 		e.due = e.due[1:]
@@ -268,7 +299,7 @@ func (e *endpoint) step(buf *[]store.Record) (<-chan struct{}, time.Time) {
 	}
 	// Every attempt in flight may come back as a retry: counting them keeps
 	// retrying <= MaxRetrying strictly.
-	free := min(d.cfg.Concurrency-e.inFlight, d.cfg.MaxRetrying-e.retrying-e.inFlight)
+	free := min(d.cfg.Concurrency-e.inFlight, d.cfg.MaxRetrying-e.retrying-e.inFlight) - e.fetchLeft
 	active := e.hook.Enabled && !e.deleted
 	if active && free > 0 && tokens == 0 {
 		// Work waits for a token, not for a slot: wake when one is due
@@ -280,6 +311,9 @@ func (e *endpoint) step(buf *[]store.Record) (<-chan struct{}, time.Time) {
 	}
 	free = min(free, tokens)
 	canRead := active && free > 0 && !(draining && e.cursor >= target)
+	if e.q != nil {
+		canRead = active && free > 0 && !draining // the queue has no drain target: others go on
+	}
 	var rp *replayRange
 	if active && free > 0 && !draining && e.replay != nil {
 		rp = e.replay
@@ -295,6 +329,9 @@ func (e *endpoint) step(buf *[]store.Record) (<-chan struct{}, time.Time) {
 			n = free / 2
 		}
 		free -= e.readReplay(rp, n, filter, buf)
+	}
+	if e.q != nil {
+		return nil, e.stepQueue(canRead && free > 0, free, draining, wake, now)
 	}
 	if !canRead || free <= 0 {
 		if canRead {
@@ -384,6 +421,7 @@ func (e *endpoint) recordGapLocked(g store.Gap, now time.Time) {
 	e.failed++
 	e.addLocked(dl)
 	e.tailLocked(dl, 0)
+	e.recordLocked(dl)
 	e.opDeliveryFailedLocked(dl)
 	e.d.metrics.overwritten.Add(float64(n))
 	e.d.metrics.deliveries.WithLabelValues("overwritten").Inc()
@@ -419,6 +457,11 @@ func (e *endpoint) finish(r result) {
 	e.inFlight--
 	dl := r.dl
 	dl.busy = false
+	var held store.Settler // the queued message this attempt settles
+	if !r.manual {
+		held, dl.msg = dl.msg, nil
+	}
+	var settle func() error
 	dl.Attempts++
 	dl.LastAttemptAt, dl.Duration, dl.LastStatusCode = r.start, r.dur, r.status
 	outcome, msg := classify(r, d.cfg.Timeout)
@@ -441,10 +484,37 @@ func (e *endpoint) finish(r result) {
 			d.metrics.endToEnd.Observe(now.Sub(dl.storedAt).Seconds())
 		}
 		e.finalLocked(dl, now, true)
+		if held != nil {
+			settle = held.Ack
+		}
 	case outcome == outcomeGone:
 		dl.Status, dl.LastError, dl.NextAttemptAt = store.DeliveryFailed, msg+"; the webhook was disabled", time.Time{}
 		e.finalLocked(dl, now, false)
 		disable = ReasonGone
+		if held != nil {
+			settle = held.Term
+		}
+	case held != nil && outcome == outcomeCanceled:
+		// Stopped by this gateway (shutdown, delete): another one takes
+		// it at once. (A crash settles nothing: AckWait hands it on.)
+		dl.LastError = msg
+		e.leaveLocked(dl)
+		settle = func() error { return held.NakWithDelay(0) }
+	case held != nil && dl.retries < len(d.cfg.Schedule):
+		// The retry waits in the queue, for whichever gateway is free
+		// when it falls due.
+		delay := RetryDelay(Jitter(d.cfg.Schedule[dl.retries], d.cfg.Rand()), r.status, r.retryAfter, now, d.longest)
+		dl.retries++
+		dl.Status, dl.LastError, dl.NextAttemptAt = store.DeliveryRetrying, msg, now.Add(delay)
+		d.metrics.retries.Inc()
+		e.leaveLocked(dl)
+		settle = func() error { return held.NakWithDelay(delay) }
+	case held != nil:
+		dl.Status, dl.LastError, dl.NextAttemptAt = store.DeliveryFailed, msg, time.Time{}
+		e.finalLocked(dl, now, false)
+		settle = held.Term
+	case r.manual && e.q != nil && dl.entry == nil && dl.Status == store.DeliveryRetrying:
+		dl.LastError = msg // the retry waiting in the queue stands
 	case r.manual && dl.entry != nil:
 		dl.LastError = msg // the scheduled retry stands
 		dl.NextAttemptAt = dl.entry.due
@@ -468,8 +538,14 @@ func (e *endpoint) finish(r result) {
 		disable = ReasonFailing(d.cfg.DisableAfter)
 	}
 	e.tailLocked(dl, dl.Attempts)
+	e.recordLocked(dl)
 	disabled := disable != "" && e.disableLocked(disable, now)
 	e.mu.Unlock()
+	if settle != nil {
+		if err := settle(); err != nil && e.ctx.Err() == nil {
+			d.cfg.Logger.Warn("cannot settle a queued delivery", "webhook", e.id, "delivery", dl.ID, "err", err)
+		}
+	}
 	if disabled {
 		e.persistDisabled(disable, now)
 	}
@@ -537,7 +613,7 @@ func (e *endpoint) checkDrained() {
 	e.mu.Lock()
 	// An endpoint awaiting its handshake can deliver nothing: idle.
 	idle := e.inFlight == 0 &&
-		(!e.hook.Enabled || e.hook.AwaitingHandshake || (e.cursor >= target && len(e.due) == 0 && e.soon.Load() == 0))
+		(!e.hook.Enabled || e.hook.AwaitingHandshake || ((e.q != nil || e.cursor >= target) && len(e.due) == 0 && e.soon.Load() == 0))
 	e.mu.Unlock()
 	if idle {
 		e.drainOnce.Do(func() { close(e.drained) })

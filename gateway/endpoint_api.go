@@ -14,6 +14,11 @@ import (
 
 // retryNow queues a manual attempt of delivery id.
 func (e *endpoint) retryNow(ctx context.Context, id string) (store.Delivery, error) {
+	if e.q != nil {
+		if err := e.adopt(ctx, id); err != nil {
+			return store.Delivery{}, err
+		}
+	}
 	e.mu.Lock()
 	dl := e.log.find(id)
 	if dl == nil {
@@ -69,7 +74,7 @@ func (e *endpoint) undelivered(target uint64) (notTaken, inFlight, retrying int)
 		}
 	}
 	e.mu.Unlock()
-	if deleted || cursor >= target {
+	if deleted || cursor >= target || e.q != nil { // a queue keeps what is not taken
 		return 0, inFlight, retrying
 	}
 	notTaken, _ = countMatching(e.d.log, cursor, target, filter, time.Time{})
@@ -122,9 +127,13 @@ func (e *endpoint) stats() Stats {
 	newest := e.d.log.Bounds().Newest
 	now := time.Now()
 	e.mu.Lock()
-	cursor, filter, wc := e.cursor, e.filter, e.waitCount
+	cursor, filter, wc, qLag := e.cursor, e.filter, e.waitCount, e.qLag
 	e.mu.Unlock()
 	switch {
+	case e.q != nil:
+		// A queue's backlog is its NumPending (shared by every gateway);
+		// the cursor means nothing there.
+		wc = waitingCount{n: int(qLag)}
 	case cursor >= newest: // caught up: nothing waits, no scan
 		wc = waitingCount{cursor: cursor, newest: newest, at: now}
 	case wc.cursor != cursor || (wc.newest != newest && now.Sub(wc.at) >= waitingTTL):
@@ -141,13 +150,18 @@ func (e *endpoint) stats() Stats {
 		ArrivalRate: lambda + float64(recent)/windowSeconds, MeanTimeInSystem: w,
 		InSystem: e.inSystem + waiting, Waiting: waiting,
 	}
-	if newest > e.cursor {
+	if e.q != nil {
+		s.Lag = e.qLag
+	} else if newest > e.cursor {
 		s.Lag = newest - e.cursor
 	}
 	return s
 }
 
 func (e *endpoint) deliveries(status store.DeliveryStatus, limit int) []store.Delivery {
+	if e.q != nil {
+		return e.sharedDeliveries(status, limit)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.log.list(status, limit)

@@ -39,6 +39,8 @@ func (d *Dispatcher) RotateSecret(ctx context.Context, id string, grace time.Dur
 	if err != nil {
 		return "", time.Time{}, err
 	}
+	ep.applying.Lock()
+	defer ep.applying.Unlock()
 	secret := signature.NewSecret()
 	now := time.Now()
 	expires := now.Add(grace)
@@ -145,6 +147,7 @@ type opEvent struct {
 	data   any
 	forget string // the previous secret to clear from the registry
 	at     time.Time
+	record *store.Delivery // a state for the shared delivery log
 }
 
 // opDeliveryFailedLocked queues eventgate.delivery.failed for dl.
@@ -173,6 +176,10 @@ func (e *endpoint) flushOps() {
 	e.ops = nil
 	e.mu.Unlock()
 	for _, op := range ops {
+		if op.record != nil {
+			e.q.Record(*op.record)
+			continue
+		}
 		if op.forget != "" {
 			_, err := e.d.hooks.Update(e.ctx, e.id, func(w *store.Webhook) error {
 				if w.PreviousSecret != op.forget || w.PreviousExpires.After(op.at) {

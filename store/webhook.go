@@ -41,6 +41,11 @@ type Webhook struct {
 	AwaitingHandshake bool
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
+	// Revision is set by the registry each time it stores the webhook and
+	// grows with every store (a shared registry's revision, e.g. the
+	// JetStream key-value revision); the value callers pass is ignored.
+	// It tells a newer state from an older one arriving late.
+	Revision uint64
 }
 
 // Clone returns a copy of w that shares no slice or map with it.
@@ -106,17 +111,96 @@ type Webhooks interface {
 	List(ctx context.Context) ([]Webhook, error)
 	// Update applies fn to the stored webhook atomically and stores the
 	// result unless fn fails; it returns the stored value. fn must not
-	// change ID and must not block.
+	// change ID and must not block; it may be called more than once (a
+	// shared registry retries it when another writer got there first), so
+	// it must depend on its argument only.
 	Update(ctx context.Context, id string, fn func(*Webhook) error) (Webhook, error)
 	// Delete removes the webhook.
 	Delete(ctx context.Context, id string) error
 }
 
+// WebhookWatcher is implemented by registries that report changes,
+// including those made through other gateways sharing the registry.
+type WebhookWatcher interface {
+	// Watch calls fn with the id of every webhook stored when it starts,
+	// then with the id of each webhook created, updated or deleted after
+	// that, within about a second. Calls may repeat an id or stand for
+	// several changes of it; fn reads the current state with Get (a
+	// deleted one answers ErrNotFound). fn runs on Watch's goroutine, one
+	// call at a time, and must not call Watch. Watch blocks until ctx ends
+	// and then returns ctx's error; it returns another error when it
+	// cannot go on (the caller may call it again).
+	Watch(ctx context.Context, fn func(id string)) error
+}
+
 // MemWebhooks is a Webhooks registry held in memory. The zero value is
 // empty and ready to use; it is safe for concurrent use.
 type MemWebhooks struct {
-	mu    sync.RWMutex
-	hooks map[string]Webhook
+	mu       sync.RWMutex
+	hooks    map[string]Webhook
+	rev      uint64
+	watchers map[*memWatcher]struct{}
+}
+
+// memWatcher is one Watch call: the ids changed since fn last ran (a set,
+// so it is bounded by the number of webhooks) and a 1-slot wake-up.
+type memWatcher struct {
+	mu      sync.Mutex
+	pending map[string]struct{}
+	wake    chan struct{}
+}
+
+func (w *memWatcher) add(id string) {
+	w.mu.Lock()
+	w.pending[id] = struct{}{}
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// changedLocked tells every watcher that id changed; m.mu is held.
+func (m *MemWebhooks) changedLocked(id string) {
+	for w := range m.watchers {
+		w.add(id)
+	}
+}
+
+// Watch implements WebhookWatcher.
+func (m *MemWebhooks) Watch(ctx context.Context, fn func(id string)) error {
+	w := &memWatcher{pending: make(map[string]struct{}), wake: make(chan struct{}, 1)}
+	m.mu.Lock()
+	if m.watchers == nil {
+		m.watchers = make(map[*memWatcher]struct{})
+	}
+	m.watchers[w] = struct{}{}
+	for id := range m.hooks {
+		w.add(id)
+	}
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		delete(m.watchers, w)
+		m.mu.Unlock()
+	}()
+	w.add("") // run once at start even when empty; "" is skipped
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-w.wake:
+		}
+		w.mu.Lock()
+		ids := slices.Sorted(maps.Keys(w.pending))
+		clear(w.pending)
+		w.mu.Unlock()
+		for _, id := range ids {
+			if id != "" && ctx.Err() == nil {
+				fn(id)
+			}
+		}
+	}
 }
 
 // Create implements Webhooks.
@@ -129,7 +213,10 @@ func (m *MemWebhooks) Create(_ context.Context, w Webhook) error {
 	if m.hooks == nil {
 		m.hooks = make(map[string]Webhook)
 	}
+	m.rev++
+	w.Revision = m.rev
 	m.hooks[w.ID] = w.Clone()
+	m.changedLocked(w.ID)
 	return nil
 }
 
@@ -174,7 +261,10 @@ func (m *MemWebhooks) Update(_ context.Context, id string, fn func(*Webhook) err
 		return Webhook{}, err
 	}
 	w.ID = id
+	m.rev++
+	w.Revision = m.rev
 	m.hooks[id] = w
+	m.changedLocked(id)
 	return w.Clone(), nil
 }
 
@@ -186,7 +276,11 @@ func (m *MemWebhooks) Delete(_ context.Context, id string) error {
 		return fmt.Errorf("webhook %s: %w", id, ErrNotFound)
 	}
 	delete(m.hooks, id)
+	m.changedLocked(id)
 	return nil
 }
 
-var _ Webhooks = (*MemWebhooks)(nil)
+var (
+	_ Webhooks       = (*MemWebhooks)(nil)
+	_ WebhookWatcher = (*MemWebhooks)(nil)
+)

@@ -53,9 +53,15 @@ type Config struct {
 	URL     string        // default nats.DefaultURL
 	Options []nats.Option // credentials, TLS, name…; used with URL only
 
-	Stream   string // stream name; default DefaultStream
-	Prefix   string // subject prefix; default DefaultPrefix
-	Replicas int    // stream replicas; default 1
+	Stream string // stream name; default DefaultStream
+	// Bucket is the webhooks' key-value bucket (OpenWebhooks); default
+	// Stream + "_WEBHOOKS".
+	Bucket string
+	// DeliveryLogSize is how many delivery records the shared delivery
+	// log keeps per webhook (OpenQueue); default 1000.
+	DeliveryLogSize int
+	Prefix          string // subject prefix; default DefaultPrefix
+	Replicas        int    // stream replicas; default 1
 	// Memory selects memory storage (tests, benchmarks); the default is
 	// file storage.
 	Memory bool
@@ -95,6 +101,8 @@ type Log struct {
 	mu     sync.Mutex
 	wake   chan struct{} // closed when newest moves; nil when nobody waits
 	closed bool
+	// deliveriesOK: the delivery log's stream exists (ensureDeliveries).
+	deliveriesOK bool
 
 	stopped atomic.Bool
 	iter    jetstream.MessagesContext
@@ -149,6 +157,12 @@ func withDefaults(cfg Config) Config {
 	}
 	if cfg.Prefix == "" {
 		cfg.Prefix = DefaultPrefix
+	}
+	if cfg.Bucket == "" {
+		cfg.Bucket = cfg.Stream + "_WEBHOOKS"
+	}
+	if cfg.DeliveryLogSize <= 0 {
+		cfg.DeliveryLogSize = 1000
 	}
 	if cfg.Replicas <= 0 {
 		cfg.Replicas = 1

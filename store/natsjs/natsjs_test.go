@@ -86,3 +86,17 @@ func TestConformanceFile(t *testing.T) {
 	nc := connect(t, startServer(t, t.TempDir()))
 	storetest.RunOptions(t, logsOn(nc, false), natsSemantics)
 }
+
+func TestWebhooksRegistry(t *testing.T) {
+	nc := connect(t, startServer(t, t.TempDir()))
+	storetest.RunWebhooks(t, func(tb testing.TB) store.Webhooks {
+		l := logsOn(nc, true)(tb, 100).(*natsjs.Log)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		r, err := l.OpenWebhooks(ctx)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return r
+	})
+}

@@ -243,15 +243,19 @@ func (l *Log) record(m *nats.Msg) (store.Record, error) {
 	if err != nil {
 		return store.Record{}, fmt.Errorf("%w: seq %q", errBadRecord, m.Header.Get(hdrSequence))
 	}
-	subj := m.Header.Get(hdrSubject)
-	if len(subj) <= len(l.subj) || subj[:len(l.subj)] != l.subj {
-		return store.Record{}, fmt.Errorf("%w: subject %q", errBadRecord, subj)
-	}
 	ts, err := time.Parse(time.RFC3339Nano, m.Header.Get(hdrTimeStamp))
 	if err != nil {
 		return store.Record{}, fmt.Errorf("%w: timestamp: %v", errBadRecord, err)
 	}
-	d := m.Data
+	return l.recordOf(seq, m.Header.Get(hdrSubject), ts, m.Data)
+}
+
+// recordOf makes a Record of a stored message's seq, subject, time and
+// payload d, stamping the seq into d's headroom in place.
+func (l *Log) recordOf(seq uint64, subj string, ts time.Time, d []byte) (store.Record, error) {
+	if len(subj) <= len(l.subj) || subj[:len(l.subj)] != l.subj {
+		return store.Record{}, fmt.Errorf("%w: subject %q", errBadRecord, subj)
+	}
 	if len(d) < store.SeqHeadroom+len(`"id":""}`) || d[0] != '{' {
 		return store.Record{}, fmt.Errorf("%w: seq %d", errBadRecord, seq)
 	}

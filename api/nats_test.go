@@ -1,0 +1,91 @@
+package api_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eventgate/eventgate/store/natsjs"
+	"github.com/eventgate/eventgate/store/natsjs/natsembed"
+)
+
+// replicas is the stream's replica count.
+func (n *natsStore) replicas() int { return max(n.Replicas, 1) }
+
+// startNATS starts an embedded JetStream server (no port) storing under
+// a temporary directory; it is shut down at cleanup.
+func startNATS(t testing.TB) *natsembed.Server {
+	t.Helper()
+	srv, err := natsembed.Start(natsembed.Config{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	return srv
+}
+
+// TestSuiteOnNATS runs the API suite's event and webhook tests again on
+// the NATS store (embedded server, memory storage): one suite, two
+// backends. Where the backends legitimately differ, the test itself
+// branches on testGateway.NATS and says why.
+func TestSuiteOnNATS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("NATS pass of the API suite")
+	}
+	srv := startNATS(t)
+	nc, err := srv.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	natsSuite = nc
+	t.Cleanup(func() { natsSuite = nil })
+	for _, tc := range []struct {
+		name string
+		fn   func(*testing.T)
+	}{
+		{"RunsOnNATS", func(t *testing.T) {
+			g := startGateway(t)
+			if _, ok := g.Ring.(*natsjs.Log); !ok || !g.NATS {
+				t.Fatalf("the NATS pass runs on %T", g.Ring)
+			}
+			rc := newReceiver(t, nil)
+			h := g.createHook(t, map[string]any{"url": rc.URL})
+			seq := g.publish(t, "a.b")
+			rc.next(t, 10*time.Second)
+			if d := g.waitDelivery(t, h.ID, seq, "succeeded"); !strings.HasPrefix(d.ID, "dlv_q") {
+				t.Fatalf("delivery %+v did not come from the shared queue", d)
+			}
+		}},
+		{"PostSingleEvent", TestPostSingleEvent},
+		{"PostKeepsGivenFields", TestPostKeepsGivenFields},
+		{"PostBatch", TestPostBatch},
+		{"PostBatchAllOrNothing", TestPostBatchAllOrNothing},
+		{"PostErrors", TestPostErrors},
+		{"IdempotentRepeat", TestIdempotentRepeat},
+		{"Replay", TestReplay},
+		{"CloudEventsStructured", TestCloudEventsStructured},
+		{"CloudEventsBatch", TestCloudEventsBatch},
+		{"CloudEventsBinary", TestCloudEventsBinary},
+		{"APIKeys", TestAPIKeys},
+		{"Operations", TestOperations},
+		{"WebhookDeliversExactBodySigned", TestWebhookDeliversExactBodySigned},
+		{"WebhookSameIDForEveryEndpoint", TestWebhookSameIDForEveryEndpoint},
+		{"WebhookPatternFiltering", TestWebhookPatternFiltering},
+		{"WebhookSucceedsAfterFailures", TestWebhookSucceedsAfterFailures},
+		{"WebhookRetryAfterAndFreshSignatures", TestWebhookRetryAfterAndFreshSignatures},
+		{"WebhookGoneDisables", TestWebhookGoneDisables},
+		{"WebhookRedirectIsFailureNotFollowed", TestWebhookRedirectIsFailureNotFollowed},
+		{"WebhookFailedAfterMaxAttemptsThenManualRetry", TestWebhookFailedAfterMaxAttemptsThenManualRetry},
+		{"WebhookPatchDisableHoldsAndReenableDelivers", TestWebhookPatchDisableHoldsAndReenableDelivers},
+		{"WebhookDeleteStopsDeliveries", TestWebhookDeleteStopsDeliveries},
+		{"WebhookValidation", TestWebhookValidation},
+		{"WebhookIsolation", TestWebhookIsolation},
+		{"WebhookMetricsAndStats", TestWebhookMetricsAndStats},
+		{"WebhookReenableSaysWhere", TestWebhookReenableSaysWhere},
+		{"WebhookCustomHeaders", TestWebhookCustomHeaders},
+		{"WebhookReplayRange", TestWebhookReplayRange},
+	} {
+		t.Run(tc.name, tc.fn)
+	}
+}

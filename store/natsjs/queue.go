@@ -1,0 +1,392 @@
+package natsjs
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/eventgate/eventgate/store"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Shared deliveries (store.DeliveryQueues):
+//
+//   - each webhook's queue is a durable pull consumer on the log's stream,
+//     named after the webhook id, filtered by the webhook's type patterns
+//     (as subjects), explicit ack, MaxAckPending = QueueConfig.MaxPending,
+//     AckWait = QueueConfig.AckWait, unlimited deliveries (the gateway
+//     settles each one: Ack, NakWithDelay for a retry, Term when the
+//     schedule is spent);
+//   - the delivery log is a second stream, <Stream>_DELIVERIES, one
+//     subject per webhook (<Prefix>.deliveries.<id>), each message one
+//     delivery's state after an attempt; MaxMsgsPerSubject bounds it per
+//     webhook (Config.DeliveryLogSize), oldest dropped first. Listing
+//     reads the webhook's subject with one batch direct get and keeps
+//     each delivery's latest state.
+
+// OpenQueue implements store.DeliveryQueues.
+func (l *Log) OpenQueue(ctx context.Context, w store.Webhook, cfg store.QueueConfig) (store.DeliveryQueue, error) {
+	ctx, cancel := l.withTimeout(ctx)
+	defer cancel()
+	if err := l.ensureDeliveries(ctx); err != nil {
+		return nil, err
+	}
+	q := &queue{l: l, id: w.ID, recSubj: l.cfg.Prefix + ".deliveries." + w.ID}
+	want := jetstream.ConsumerConfig{
+		Durable:        w.ID,
+		Description:    "eventgate webhook " + w.ID,
+		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:    cfg.After + 1,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        cfg.AckWait,
+		MaxDeliver:     -1,
+		MaxAckPending:  cfg.MaxPending,
+		FilterSubjects: l.filterSubjects(w.Types),
+	}
+	q.want = want
+	c, err := l.js.Consumer(ctx, l.cfg.Stream, w.ID)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		c, err = l.js.CreateConsumer(ctx, l.cfg.Stream, want)
+		if errors.Is(err, jetstream.ErrConsumerExists) { // another gateway was first
+			c, err = l.js.Consumer(ctx, l.cfg.Stream, w.ID)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("natsjs: queue of webhook %s: %w", w.ID, err)
+	}
+	q.cons = c
+	have := c.CachedInfo().Config
+	if have.AckWait != want.AckWait || have.MaxAckPending != want.MaxAckPending || !slices.Equal(subjectsOf(have), want.FilterSubjects) {
+		if err := q.update(ctx, have, want.FilterSubjects); err != nil {
+			return nil, err
+		}
+	}
+	return q, nil
+}
+
+// DeleteQueue implements store.DeliveryQueues.
+func (l *Log) DeleteQueue(ctx context.Context, id string) error {
+	ctx, cancel := l.withTimeout(ctx)
+	defer cancel()
+	if err := l.js.DeleteConsumer(ctx, l.cfg.Stream, id); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("natsjs: delete queue of webhook %s: %w", id, err)
+	}
+	s, err := l.js.Stream(ctx, l.deliveriesStream())
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil
+	}
+	if err == nil {
+		err = s.Purge(ctx, jetstream.WithPurgeSubject(l.cfg.Prefix+".deliveries."+id))
+	}
+	if err != nil {
+		return fmt.Errorf("natsjs: delete delivery log of webhook %s: %w", id, err)
+	}
+	return nil
+}
+
+func (l *Log) deliveriesStream() string { return l.cfg.Stream + "_DELIVERIES" }
+
+// ensureDeliveries creates the delivery log's stream once per Log.
+func (l *Log) ensureDeliveries(ctx context.Context) error {
+	l.mu.Lock()
+	ok := l.deliveriesOK
+	l.mu.Unlock()
+	if ok {
+		return nil
+	}
+	storage := jetstream.FileStorage
+	if l.cfg.Memory {
+		storage = jetstream.MemoryStorage
+	}
+	_, err := l.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:              l.deliveriesStream(),
+		Description:       "eventgate delivery log",
+		Subjects:          []string{l.cfg.Prefix + ".deliveries.>"},
+		Retention:         jetstream.LimitsPolicy,
+		Discard:           jetstream.DiscardOld,
+		MaxMsgsPerSubject: int64(l.cfg.DeliveryLogSize),
+		Storage:           storage,
+		Replicas:          l.cfg.Replicas,
+		AllowDirect:       true,
+	})
+	if err != nil {
+		return fmt.Errorf("natsjs: delivery log stream: %w", err)
+	}
+	l.mu.Lock()
+	l.deliveriesOK = true
+	l.mu.Unlock()
+	return nil
+}
+
+func subjectsOf(c jetstream.ConsumerConfig) []string {
+	if c.FilterSubject != "" {
+		return []string{c.FilterSubject}
+	}
+	return c.FilterSubjects
+}
+
+// filterSubjects maps type patterns onto the consumer's subject filters.
+// JetStream refuses overlapping filters: a pattern another one covers is
+// left out, and when two still overlap (a.*.c and a.b.>) the consumer
+// takes every event and the gateway filters (it checks each event's type
+// against the webhook's patterns anyway).
+func (l *Log) filterSubjects(types []string) []string {
+	all := []string{l.subj + ">"}
+	if len(types) == 0 {
+		return all
+	}
+	var keep []string
+	for i, a := range types {
+		covered := false
+		for j, b := range types {
+			if i != j && covers(b, a) && (!covers(a, b) || j < i) {
+				covered = true
+				break
+			}
+		}
+		if !covered {
+			keep = append(keep, a)
+		}
+	}
+	for i := range keep {
+		for j := i + 1; j < len(keep); j++ {
+			if collide(keep[i], keep[j]) {
+				return all
+			}
+		}
+	}
+	out := make([]string, len(keep))
+	for i, p := range keep {
+		out[i] = l.subj + p
+	}
+	return out
+}
+
+// covers reports whether every subject matching a also matches b.
+func covers(b, a string) bool {
+	tb, ta := strings.Split(b, "."), strings.Split(a, ".")
+	for i, t := range tb {
+		if t == ">" {
+			return len(ta) > i
+		}
+		if i >= len(ta) || ta[i] == ">" {
+			return false
+		}
+		if t != "*" && (ta[i] == "*" || ta[i] != t) {
+			return false
+		}
+	}
+	return len(ta) == len(tb)
+}
+
+// collide reports whether some subject matches both a and b.
+func collide(a, b string) bool {
+	ta, tb := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < len(ta) && i < len(tb); i++ {
+		if ta[i] == ">" || tb[i] == ">" {
+			return true
+		}
+		if ta[i] != "*" && tb[i] != "*" && ta[i] != tb[i] {
+			return false
+		}
+	}
+	return len(ta) == len(tb)
+}
+
+// queue is one webhook's store.DeliveryQueue.
+type queue struct {
+	l       *Log
+	id      string
+	recSubj string
+	want    jetstream.ConsumerConfig
+	cons    jetstream.Consumer
+}
+
+func (q *queue) update(ctx context.Context, have jetstream.ConsumerConfig, subjects []string) error {
+	have.FilterSubject, have.FilterSubjects = "", subjects
+	have.AckWait, have.MaxAckPending = q.want.AckWait, q.want.MaxAckPending
+	if _, err := q.l.js.UpdateConsumer(ctx, q.l.cfg.Stream, have); err != nil {
+		return fmt.Errorf("natsjs: update queue of webhook %s: %w", q.id, err)
+	}
+	return nil
+}
+
+// Fetch implements store.DeliveryQueue with one pull request. A small
+// goroutine per request turns the messages into Queued values; it ends
+// when the request does (ctx's deadline at the latest).
+func (q *queue) Fetch(ctx context.Context, n int) (<-chan store.Queued, error) {
+	b, err := q.cons.Fetch(n, jetstream.FetchContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("natsjs: fetch for webhook %s: %w", q.id, err)
+	}
+	out := make(chan store.Queued, n) // never more than n: sends never block
+	go func() {
+		defer close(out)
+		for m := range b.Messages() {
+			md, err := m.Metadata()
+			if err != nil {
+				_ = m.Term()
+				continue
+			}
+			rec, err := q.l.recordOf(md.Sequence.Stream, m.Subject(), md.Timestamp, m.Data())
+			if err != nil {
+				q.l.log.Warn("natsjs: not an eventgate event; skipped", "webhook", q.id, "err", err)
+				_ = m.Term()
+				continue
+			}
+			out <- store.Queued{Record: rec, Delivered: int(md.NumDelivered), Pending: md.NumPending, Msg: m}
+		}
+	}()
+	return out, nil
+}
+
+// SetTypes implements store.DeliveryQueue.
+func (q *queue) SetTypes(ctx context.Context, types []string) error {
+	ctx, cancel := q.l.withTimeout(ctx)
+	defer cancel()
+	info, err := q.cons.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("natsjs: queue of webhook %s: %w", q.id, err)
+	}
+	subjects := q.l.filterSubjects(types)
+	if slices.Equal(subjectsOf(info.Config), subjects) {
+		return nil
+	}
+	return q.update(ctx, info.Config, subjects)
+}
+
+// Reset implements store.DeliveryQueue: the consumer is made anew (same
+// name) starting after seq after; pull requests other gateways have open
+// on the old one end, and their next ones reach the new one.
+func (q *queue) Reset(ctx context.Context, after uint64) error {
+	ctx, cancel := q.l.withTimeout(ctx)
+	defer cancel()
+	info, err := q.cons.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("natsjs: queue of webhook %s: %w", q.id, err)
+	}
+	cfg := info.Config
+	cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, after+1
+	if err := q.l.js.DeleteConsumer(ctx, q.l.cfg.Stream, q.id); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("natsjs: reset queue of webhook %s: %w", q.id, err)
+	}
+	if _, err := q.l.js.CreateConsumer(ctx, q.l.cfg.Stream, cfg); err != nil && !errors.Is(err, jetstream.ErrConsumerExists) {
+		return fmt.Errorf("natsjs: reset queue of webhook %s: %w", q.id, err)
+	}
+	return nil
+}
+
+// Position implements store.DeliveryQueue: the consumer's last delivered
+// stream seq (its start seq - 1 before the first delivery).
+func (q *queue) Position(ctx context.Context) (uint64, error) {
+	ctx, cancel := q.l.withTimeout(ctx)
+	defer cancel()
+	info, err := q.cons.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("natsjs: queue of webhook %s: %w", q.id, err)
+	}
+	if info.Delivered.Stream == 0 && info.Config.OptStartSeq > 0 {
+		return info.Config.OptStartSeq - 1, nil
+	}
+	return info.Delivered.Stream, nil
+}
+
+// Record implements store.DeliveryQueue with a plain publish into the
+// delivery log's stream (no acknowledgement awaited).
+func (q *queue) Record(d store.Delivery) {
+	b, _ := json.Marshal(d) // plain struct: never fails
+	if err := q.l.nc.Publish(q.recSubj, b); err != nil {
+		q.l.log.Warn("natsjs: delivery record lost", "webhook", q.id, "delivery", d.ID, "err", err)
+	}
+}
+
+// records reads the webhook's delivery log: every delivery's latest
+// state, newest first.
+func (q *queue) records(ctx context.Context) ([]store.Delivery, error) {
+	ctx, cancel := q.l.withTimeout(ctx)
+	defer cancel()
+	inbox := q.l.nc.NewInbox()
+	sub, err := q.l.nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, fmt.Errorf("natsjs: delivery log: %w", err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	body, _ := json.Marshal(getRequest{Seq: 1, NextFor: q.recSubj, Batch: q.l.cfg.DeliveryLogSize})
+	if err := q.l.nc.PublishRequest("$JS.API.DIRECT.GET."+q.l.deliveriesStream(), inbox, body); err != nil {
+		return nil, fmt.Errorf("natsjs: delivery log: %w", err)
+	}
+	byID := make(map[string]int)
+	var out []store.Delivery
+	for {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("natsjs: delivery log: %w", err)
+		}
+		switch status := m.Header.Get(hdrStatus); status {
+		case "":
+			var d store.Delivery
+			if json.Unmarshal(m.Data, &d) != nil {
+				continue
+			}
+			if i, ok := byID[d.ID]; ok {
+				if out[i].CreatedAt.Before(d.CreatedAt) {
+					d.CreatedAt = out[i].CreatedAt
+				}
+				out[i] = d
+				continue
+			}
+			byID[d.ID] = len(out)
+			out = append(out, d)
+			continue
+		case "204", "404": // end of batch; nothing recorded
+		default:
+			return nil, fmt.Errorf("natsjs: delivery log: direct get answered %s %s", status, m.Header.Get("Description"))
+		}
+		break
+	}
+	slices.SortFunc(out, func(a, b store.Delivery) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(b.EventSeq, a.EventSeq); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.ID, a.ID)
+	})
+	return out, nil
+}
+
+// Deliveries implements store.DeliveryQueue.
+func (q *queue) Deliveries(ctx context.Context, status store.DeliveryStatus, limit int) ([]store.Delivery, error) {
+	all, err := q.records(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := all[:0]
+	for _, d := range all {
+		if len(out) < limit && (status == "" || d.Status == status) {
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// Delivery implements store.DeliveryQueue.
+func (q *queue) Delivery(ctx context.Context, id string) (store.Delivery, error) {
+	all, err := q.records(ctx)
+	if err != nil {
+		return store.Delivery{}, err
+	}
+	for _, d := range all {
+		if d.ID == id {
+			return d, nil
+		}
+	}
+	return store.Delivery{}, fmt.Errorf("delivery %s: %w", id, store.ErrNotFound)
+}
+
+var _ store.DeliveryQueues = (*Log)(nil)
