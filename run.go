@@ -79,7 +79,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Registry:    reg,
 	})
 
-	ln, err := net.Listen("tcp", cfg.Addr)
+	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
@@ -100,8 +100,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	go func() { dispDone <- disp.Run(compCtx) }()
 	defer func() {
 		stopComponents()
-		<-hubDone
-		<-dispDone
+		if err := <-hubDone; err != nil {
+			logger.Warn("stream hub ended", "err", err)
+		}
+		if err := <-dispDone; err != nil {
+			logger.Warn("dispatcher ended", "err", err)
+		}
 	}()
 
 	serveErr := make(chan error, 1)
@@ -111,7 +115,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if cfg.DebugAddr != "" {
 		if debugSrv, err = startDebug(cfg.DebugAddr, logger); err != nil {
 			_ = httpSrv.Close()
-			<-serveErr
+			if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
+				logger.Warn("serve ended", "err", err)
+			}
 			return err
 		}
 	}
@@ -167,7 +173,7 @@ func newLogger(format string, w io.Writer) *slog.Logger {
 
 // startDebug serves pprof on its own loopback listener.
 func startDebug(addr string, logger *slog.Logger) (*http.Server, error) {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := new(net.ListenConfig).Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("debug listen on %s: %w", addr, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -77,9 +78,11 @@ func (l *ingestLimiter) allow(w http.ResponseWriter, r *http.Request, n int) boo
 }
 
 func clientIP(r *http.Request) string {
-	ip, err := httprate.KeyByIP(r)
+	// The TCP peer (not a header: those are spoofable). Behind a proxy
+	// every client shares the proxy's address.
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
 	}
-	return ip
+	return host
 }

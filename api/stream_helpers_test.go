@@ -97,14 +97,14 @@ func (s *wsStream) tryNext() (streamLine, error) {
 				digits, _, _ := bytes.Cut(rest, []byte(","))
 				seq, err := strconv.ParseUint(string(digits), 10, 64)
 				if err != nil {
-					return streamLine{}, fmt.Errorf("line %q: %v", raw, err)
+					return streamLine{}, fmt.Errorf("line %q: %w", raw, err)
 				}
 				l.Seq, l.Raw = seq, string(raw)
 				s.pending = append(s.pending, l)
 				continue
 			}
 			if err := json.Unmarshal(raw, &l); err != nil {
-				return streamLine{}, fmt.Errorf("line %q: %v", raw, err)
+				return streamLine{}, fmt.Errorf("line %q: %w", raw, err)
 			}
 			l.Raw = string(raw)
 			s.pending = append(s.pending, l)

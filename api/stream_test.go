@@ -216,7 +216,7 @@ func TestStreamSSEGapAndShutdown(t *testing.T) {
 		}
 	}
 	shutdown(t, g)
-	if m, err := s.next(); err != io.EOF {
+	if m, err := s.next(); !errors.Is(err, io.EOF) {
 		t.Fatalf("after shutdown: %+v, %v; want the response to end", m, err)
 	}
 }
@@ -472,7 +472,7 @@ func TestStreamThousandSubscribersEachGetEveryEvent(t *testing.T) {
 			t.Cleanup(func() { _ = conn.CloseNow() })
 			s := &wsStream{t: t, conn: conn}
 			if l, err := s.tryNext(); err != nil || l.Hello == nil { // the cursor is set
-				errs <- fmt.Errorf("first line %s, %v", l, err)
+				errs <- fmt.Errorf("first line %s: %w", l, err)
 				return
 			}
 			streams[i] = s

@@ -67,7 +67,7 @@ type storedEvent struct {
 func recordCloudEvent(raw []byte) ([]byte, error) {
 	var e storedEvent
 	if err := json.Unmarshal(raw, &e); err != nil {
-		return nil, fmt.Errorf("%w: %v", errNotEvent, err)
+		return nil, fmt.Errorf("%w: %w", errNotEvent, err)
 	}
 	var b bytes.Buffer
 	b.Grow(len(raw) + 64)

@@ -380,7 +380,7 @@ func TestWebhookHandshakeGating(t *testing.T) {
 	}
 	second := rc.next(t, 5*time.Second)
 	third := rc.next(t, 5*time.Second)
-	if first.Body != nil && len(first.Body) > 0 || second.Header.Get("Webhook-Id") != "" {
+	if len(first.Body) > 0 || second.Header.Get("Webhook-Id") != "" {
 		t.Fatalf("the handshake requests carried an event: %q %v", first.Body, second.Header)
 	}
 	if !strings.Contains(string(third.Body), fmt.Sprintf(`"seq":%d,`, seq)) {

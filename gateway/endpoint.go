@@ -310,7 +310,7 @@ func (e *endpoint) step(buf *[]store.Record) (<-chan struct{}, time.Time) {
 		wake = earliest(wake, e.bucket.next(now))
 	}
 	free = min(free, tokens)
-	canRead := active && free > 0 && !(draining && e.cursor >= target)
+	canRead := active && free > 0 && (!draining || e.cursor < target)
 	if e.q != nil {
 		canRead = active && free > 0 && !draining // the queue has no drain target: others go on
 	}

@@ -105,7 +105,7 @@ func TestVerify(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := signature.Verify(tt.secrets, tt.h, []byte(tt.body), tt.now, tt.tol)
-			if err != tt.want { // sentinels are returned unwrapped
+			if err != tt.want { //nolint:errorlint // sentinels are returned unwrapped: identity is the contract
 				t.Fatalf("Verify = %v, want %v", err, tt.want)
 			}
 		})

@@ -172,7 +172,7 @@ func (l *Log) directGet(ctx context.Context, reqs []getRequest, dst []store.Reco
 	if err != nil {
 		return nil, fmt.Errorf("natsjs: read: %w", err)
 	}
-	defer sub.Unsubscribe()
+	defer func() { _ = sub.Unsubscribe() }()
 	ans := make([]answer, len(reqs))
 	ans[0].recs = dst
 	for i, r := range reqs {
@@ -245,7 +245,7 @@ func (l *Log) record(m *nats.Msg) (store.Record, error) {
 	}
 	ts, err := time.Parse(time.RFC3339Nano, m.Header.Get(hdrTimeStamp))
 	if err != nil {
-		return store.Record{}, fmt.Errorf("%w: timestamp: %v", errBadRecord, err)
+		return store.Record{}, fmt.Errorf("%w: timestamp: %w", errBadRecord, err)
 	}
 	return l.recordOf(seq, m.Header.Get(hdrSubject), ts, m.Data)
 }
@@ -261,7 +261,7 @@ func (l *Log) recordOf(seq uint64, subj string, ts time.Time, d []byte) (store.R
 	}
 	id, err := leadingID(d[store.SeqHeadroom:])
 	if err != nil {
-		return store.Record{}, fmt.Errorf("%w: seq %d: %v", errBadRecord, seq, err)
+		return store.Record{}, fmt.Errorf("%w: seq %d: %w", errBadRecord, seq, err)
 	}
 	return store.Record{
 		Seq:      seq,
