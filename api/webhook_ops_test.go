@@ -198,8 +198,11 @@ func TestWebhookRateLimit(t *testing.T) {
 	rate := float64(n-burst) / span.Seconds()
 	t.Logf("rate_limit 50/s: %d attempts in %s after the burst = %.2f/s (%.1f%% off); unlimited webhook got all %d in %s",
 		n-burst, span.Round(time.Millisecond), rate, (rate-50)/50*100, n, freeDone.Round(time.Millisecond))
-	if rate < 45 || rate > 55 {
-		t.Fatalf("rate = %.2f/s, want 50 ± 10%%", rate)
+	// The limit must hold: never more than 10% over. Under it, a loaded
+	// 2-core CI box can only make attempts late, so the floor is loose
+	// (the exact token spacing is checked under a fake clock in gateway).
+	if rate > 55 || rate < 35 {
+		t.Fatalf("rate = %.2f/s, want at most 50 + 10%% (and not starved below 35)", rate)
 	}
 	if freeDone > span/2 {
 		t.Fatalf("the unlimited webhook took %s, held back by the limited one (%s)", freeDone, span)

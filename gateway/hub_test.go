@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,12 +52,15 @@ func (f *fakeSink) Close(why gateway.CloseReason, detail string) {
 		gateway.CloseError: "error", gateway.CloseAbort: "abort"}[why] + ": " + detail
 }
 
+// published numbers test events so that their idempotency keys differ.
+var published atomic.Uint64
+
 func publish(t *testing.T, ring *store.Ring, n int) {
 	t.Helper()
 	for ; n > 0; n -= min(n, 100) {
 		batch := make([]store.Event, min(n, 100))
 		for i := range batch {
-			batch[i] = store.Event{ID: "x", Type: "a.b", Source: string(rune('a'+i%26)) + time.Now().String(), Data: json.RawMessage(`1`)}
+			batch[i] = store.Event{ID: fmt.Sprint("x", published.Add(1)), Type: "a.b", Source: "/test", Data: json.RawMessage(`1`)}
 		}
 		if _, err := ring.Append(t.Context(), batch, nil); err != nil {
 			t.Fatal(err)

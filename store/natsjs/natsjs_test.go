@@ -75,7 +75,10 @@ func logsOn(nc *nats.Conn, memory bool) storetest.NewLog {
 // The NATS backend de-duplicates for JetStream's duplicate window, not for
 // as long as an event is stored (see docs/NATS.md): the suite runs with
 // DedupWindow.
-var natsSemantics = storetest.Options{DedupWindow: true}
+// natsSemantics: JetStream de-duplicates for a window; every batch is a
+// round trip (an atomic batch on file storage is staged on disk), so the
+// concurrency test appends 25 batches per writer instead of 200.
+var natsSemantics = storetest.Options{DedupWindow: true, ConcurrentBatches: 25}
 
 func TestConformanceMemory(t *testing.T) {
 	nc := connect(t, startServer(t, t.TempDir()))
