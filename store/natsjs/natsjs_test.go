@@ -87,6 +87,17 @@ func TestConformanceMemory(t *testing.T) {
 
 func TestConformanceFile(t *testing.T) {
 	nc := connect(t, startServer(t, t.TempDir()))
+	// nats-server removes an account's empty stream directory after the
+	// last file stream is deleted, racing the next create ("could not
+	// create storage directory"); one stream kept for the whole test keeps
+	// the directory, as a real deployment always has its stream.
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "ANCHOR", Subjects: []string{"anchor"}, Storage: jetstream.FileStorage}); err != nil {
+		t.Fatal(err)
+	}
 	storetest.RunOptions(t, logsOn(nc, false), natsSemantics)
 }
 
