@@ -2,7 +2,10 @@
 GO ?= go
 FUZZTIME ?= 30s
 
-.PHONY: test run bench lint deps fuzz
+.PHONY: test run bench lint deps fuzz soak
+
+# SOAK is how long `make soak` runs TestSoak (`make test` runs it for 30s).
+SOAK ?= 5m
 
 # deps installs what the tests need that Go does not bring: Debian's
 # chromium for the dashboard's browser tests (skipped when present).
@@ -37,3 +40,7 @@ fuzz:
 			echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 		done; \
 	done
+
+# soak runs the mixed-load soak (TestSoak) for SOAK against the real gateway.
+soak:
+	EVENTGATE_SOAK=$(SOAK) $(GO) test -race -run '^TestSoak$$' -timeout 2h -count 1 -v .
