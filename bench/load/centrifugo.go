@@ -22,14 +22,17 @@ const centrifugoChannel = "bench"
 
 // centrifugoConfig is a v6 configuration for a loopback benchmark: memory
 // engine (the default), anonymous clients may connect and subscribe, the
-// HTTP API needs no key. Never expose such a server: it listens on
-// loopback only.
+// HTTP API needs no key, /health is on, and usage statistics (which would
+// call out) are off. Never expose such a server: it listens on loopback
+// only.
 const centrifugoConfig = `{
   "http_server": {"address": "127.0.0.1", "port": %s},
   "log": {"level": "error"},
   "client": {"insecure": true, "allowed_origins": ["*"]},
   "http_api": {"insecure": true},
-  "engine": {"type": "memory"}
+  "engine": {"type": "memory"},
+  "health": {"enabled": true},
+  "usage_stats": {"disabled": true}
 }`
 
 // centrifugoCommand returns how to start Centrifugo on addr: the binary

@@ -38,7 +38,8 @@ type fanoutResult struct {
 	perMsg       float64 // events per WebSocket message
 	clientCPU    string
 	serverCPU    string
-	sustained    bool // nothing lost, duplicated, reordered or cut, p99 under the limit
+	serverPer    string // µs of server CPU per delivered event
+	sustained    bool   // nothing lost, duplicated, reordered or cut, p99 under the limit
 	firstFailure string
 }
 
@@ -47,8 +48,8 @@ func (r fanoutResult) String() string {
 	if !r.sustained {
 		ok = "NOT sustained: " + r.firstFailure
 	}
-	return fmt.Sprintf("subs %5d rate %6d/s  delivered %9.0f/s  p50 %7s ms  p99 %7s ms  lost %d dup %d reordered %d cut %d  events/msg %.1f  cpu client %s server %s  %s",
-		r.subs, r.rate, r.delivered, ms(r.p50), ms(r.p99), r.lost, r.dup, r.reordered, r.cut, r.perMsg, r.clientCPU, r.serverCPU, ok)
+	return fmt.Sprintf("subs %5d rate %6d/s  delivered %9.0f/s  p50 %7s ms  p99 %7s ms  lost %d dup %d reordered %d cut %d  events/msg %.1f  cores client %s server %s  server cpu µs/event %s  %s",
+		r.subs, r.rate, r.delivered, ms(r.p50), ms(r.p99), r.lost, r.dup, r.reordered, r.cut, r.perMsg, r.clientCPU, r.serverCPU, r.serverPer, ok)
 }
 
 // subscriber is one stream client: it checks every event's seq and
@@ -227,7 +228,7 @@ func (p *httpPublisher) publish(ctx context.Context, n int, from uint64) (uint64
 // runFanout connects cfg.subs subscribers, publishes at cfg.rate for
 // cfg.duration and checks what every subscriber got.
 func runFanout(ctx context.Context, s *server, cfg fanoutConfig) (fanoutResult, error) {
-	res := fanoutResult{subs: cfg.subs, rate: cfg.rate, serverCPU: "-"}
+	res := fanoutResult{subs: cfg.subs, rate: cfg.rate, serverCPU: "-", serverPer: "-"}
 	client := newClient(4)
 	defer client.CloseIdleConnections()
 	var pub publisher = &httpPublisher{client: client, url: s.url, typ: "bench.fanout"}
@@ -322,6 +323,7 @@ func runFanout(ctx context.Context, s *server, cfg fanoutConfig) (fanoutResult, 
 	res.clientCPU = cpuShare(cpu, wall)
 	if s.pid > 0 {
 		res.serverCPU = cpuShare(scpu, wall)
+		res.serverPer = perUnit(scpu, float64(events))
 	}
 	switch {
 	case res.lost > 0 || res.dup > 0 || res.reordered > 0:

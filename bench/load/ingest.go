@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -30,7 +31,8 @@ type ingestConfig struct {
 	clients  int
 	batch    int
 	duration time.Duration
-	maxReqs  int // 0: bounded by duration only
+	maxReqs  int  // 0: bounded by duration only
+	netHTTP  bool // use net/http's client instead of rawConn
 }
 
 // ingestResult is what one ingest run measured.
@@ -40,6 +42,8 @@ type ingestResult struct {
 	statuses       map[string]int // "202", "503", "error: …"
 	clientCPU      string         // cores used by this tool
 	serverCPU      string         // cores used by the spawned server, "-" when unknown
+	clientPerReq   string         // µs of this tool's CPU per request
+	serverPerEvent string         // µs of the server's CPU per event accepted
 }
 
 func (r ingestResult) String() string {
@@ -48,8 +52,8 @@ func (r ingestResult) String() string {
 		codes = append(codes, fmt.Sprintf("%s×%d", k, v))
 	}
 	sort.Strings(codes)
-	return fmt.Sprintf("%10.0f events/s %9.0f req/s  p50 %6s ms  p99 %6s ms  p999 %6s ms  cpu client %s server %s  [%s]",
-		r.events, r.reqs, ms(r.p50), ms(r.p99), ms(r.p999), r.clientCPU, r.serverCPU, strings.Join(codes, " "))
+	return fmt.Sprintf("%9.0f events/s %8.0f req/s  p50 %6s p99 %6s p999 %6s ms  cores client %s server %s  cpu µs client/req %s server/event %s  [%s]",
+		r.events, r.reqs, ms(r.p50), ms(r.p99), ms(r.p999), r.clientCPU, r.serverCPU, r.clientPerReq, r.serverPerEvent, strings.Join(codes, " "))
 }
 
 // newClient returns an HTTP client keeping n connections alive to one
@@ -77,7 +81,8 @@ func runIngest(ctx context.Context, s *server, cfg ingestConfig) (ingestResult, 
 	url := s.url + "/v1/events"
 
 	// One request first: a wrong URL fails fast and the connection warms.
-	if code, err := post(ctx, client, url, body); err != nil || code/100 != 2 {
+	code, err := post(ctx, client, url, body)
+	if err != nil || code/100 != 2 {
 		return ingestResult{}, fmt.Errorf("first request: status %d, %v", code, err)
 	}
 
@@ -98,11 +103,21 @@ func runIngest(ctx context.Context, s *server, cfg ingestConfig) (ingestResult, 
 	}
 	cpu0, scpu0 := selfCPU(), s.cpu()
 	start := time.Now()
+	end := start.Add(cfg.duration)
 	var wg sync.WaitGroup
 	for i := range workers {
 		w := &worker{statuses: map[string]int{}}
 		workers[i] = w
+		var rc *rawConn
+		if !cfg.netHTTP {
+			if rc, err = newRawConn(url, body); err != nil {
+				return ingestResult{}, err
+			}
+		}
 		wg.Go(func() {
+			if rc != nil {
+				defer rc.close()
+			}
 			for ctx.Err() == nil {
 				if budget != nil {
 					if _, ok := <-budget; !ok {
@@ -110,15 +125,25 @@ func runIngest(ctx context.Context, s *server, cfg ingestConfig) (ingestResult, 
 					}
 				}
 				t0 := time.Now()
-				code, err := post(ctx, client, url, body)
-				if ctx.Err() != nil {
+				var code int
+				var err error
+				if rc != nil {
+					dl := t0.Add(30 * time.Second)
+					if end.Before(dl) {
+						dl = end
+					}
+					code, err = rc.do(ctx, dl)
+				} else {
+					code, err = post(ctx, client, url, body)
+				}
+				if ctx.Err() != nil || time.Now().After(end) {
 					return // cut off by the end of the run: not counted
 				}
 				w.h.add(time.Since(t0))
 				if err != nil {
 					w.statuses["error"]++
 				} else {
-					w.statuses[fmt.Sprint(code)]++
+					w.statuses[strconv.Itoa(code)]++
 				}
 			}
 		})
@@ -145,6 +170,11 @@ func runIngest(ctx context.Context, s *server, cfg ingestConfig) (ingestResult, 
 	r.reqs = float64(h.n) / wall.Seconds()
 	r.events = float64(ok*max(cfg.batch, 1)) / wall.Seconds()
 	r.p50, r.p99, r.p999 = h.pct(0.50), h.pct(0.99), h.pct(0.999)
+	r.clientPerReq = perUnit(cpu, float64(h.n))
+	r.serverPerEvent = "-"
+	if s.pid > 0 {
+		r.serverPerEvent = perUnit(scpu, float64(ok*max(cfg.batch, 1)))
+	}
 	return r, nil
 }
 

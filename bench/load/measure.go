@@ -46,6 +46,7 @@ func parseFlags(mode string, compare bool, args []string, out io.Writer) (*optio
 		fs.IntVar(&o.ingest.batch, "batch", 1, "events per request (1: a single event object)")
 		fs.DurationVar(&o.ingest.duration, "duration", 5*time.Second, "how long to post")
 		fs.IntVar(&o.ingest.maxReqs, "max-requests", 0, "stop after this many requests (0: duration only)")
+		fs.BoolVar(&o.ingest.netHTTP, "net-http", false, "post with net/http's client instead of the raw HTTP/1.1 one")
 	case "fanout":
 		fs.IntVar(&o.fanout.subs, "subs", 100, "WebSocket subscribers")
 		rates := fs.String("rate", "2000", "events/s published; a comma list tries each in turn")

@@ -138,3 +138,11 @@ func loadAvg() string {
 	}
 	return strings.Join(f[:3], " ")
 }
+
+// perUnit formats CPU per unit of work (request, event, delivery) in µs.
+func perUnit(c cpuTime, n float64) string {
+	if c <= 0 || n <= 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(float64(c)/1e3/n, 'f', 1, 64)
+}
