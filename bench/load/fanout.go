@@ -48,8 +48,8 @@ func (r fanoutResult) String() string {
 	if !r.sustained {
 		ok = "NOT sustained: " + r.firstFailure
 	}
-	return fmt.Sprintf("subs %5d rate %6d/s  delivered %9.0f/s  p50 %7s ms  p99 %7s ms  lost %d dup %d reordered %d cut %d  events/msg %.1f  cores client %s server %s  server cpu µs/event %s  %s",
-		r.subs, r.rate, r.delivered, ms(r.p50), ms(r.p99), r.lost, r.dup, r.reordered, r.cut, r.perMsg, r.clientCPU, r.serverCPU, r.serverPer, ok)
+	return fmt.Sprintf("subs %5d rate %6d/s  published %6.0f/s  delivered %9.0f/s  p50 %7s ms  p99 %7s ms  lost %d dup %d reordered %d cut %d  events/msg %.1f  cores client %s server %s  server cpu µs/event %s  %s",
+		r.subs, r.rate, r.published, r.delivered, ms(r.p50), ms(r.p99), r.lost, r.dup, r.reordered, r.cut, r.perMsg, r.clientCPU, r.serverCPU, r.serverPer, ok)
 }
 
 // subscriber is one stream client: it checks every event's seq and

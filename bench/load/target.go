@@ -121,9 +121,13 @@ func startServer(ctx context.Context, tf targetFlags, b *builder) (*server, erro
 	var name string
 	var args []string
 	health := "/healthz"
-	switch tf.target {
+	kind, bin, _ := strings.Cut(tf.target, ":") // eventgate:PATH is a given binary
+	if bin == "" {
+		bin = tf.bin
+	}
+	switch kind {
 	case targetEventgate:
-		name = tf.bin
+		name = bin
 		if name == "" {
 			if name, err = b.eventgate(ctx); err != nil {
 				return nil, err
@@ -145,7 +149,7 @@ func startServer(ctx context.Context, tf targetFlags, b *builder) (*server, erro
 		}
 		health = "/health"
 	default:
-		return nil, fmt.Errorf("unknown target %q (want eventgate, bare, bare-hub or centrifugo)", tf.target)
+		return nil, fmt.Errorf("unknown target %q (want eventgate, eventgate:BINARY, bare, bare-hub or centrifugo)", tf.target)
 	}
 	pctx, cancel := context.WithCancel(ctx)
 	cmd := exec.CommandContext(pctx, name, args...)
@@ -153,7 +157,7 @@ func startServer(ctx context.Context, tf targetFlags, b *builder) (*server, erro
 	cmd.WaitDelay = 5 * time.Second
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if tf.logDir != "" {
-		f, err := os.Create(filepath.Join(tf.logDir, tf.target+".log"))
+		f, err := os.Create(filepath.Join(tf.logDir, filepath.Base(kind+"-"+bin)+".log"))
 		if err != nil {
 			cancel()
 			return nil, err
@@ -167,7 +171,7 @@ func startServer(ctx context.Context, tf targetFlags, b *builder) (*server, erro
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
-	s := &server{target: tf.target, url: "http://" + addr, pid: cmd.Process.Pid, stop: func() { cancel(); <-exited }}
+	s := &server{target: kind, url: "http://" + addr, pid: cmd.Process.Pid, stop: func() { cancel(); <-exited }}
 	if err := waitHealthy(ctx, s.url+health, exited); err != nil {
 		s.stop()
 		return nil, fmt.Errorf("%s did not come up: %w", tf.target, err)
