@@ -29,8 +29,27 @@ lint:
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION) run ./...
 
+# bench runs the Go micro-benchmarks (BENCH selects them, default all)
+# six times into bench.txt and summarises them with benchstat, against the
+# previous bench.txt (kept as bench.old.txt) when there is one; then a short
+# load pass with bench/load comparing eventgate with its baselines, each
+# figure a median of 3 runs with the baselines measured in the same run
+# (see docs/BENCHMARKS.md). LOADTIME is each load run's length.
+BENCH ?= .
+LOADTIME ?= 5s
+BENCHSTAT = $(shell $(GO) env GOPATH)/bin/benchstat
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./... | tee bench.txt
+	@test -x $(BENCHSTAT) || $(GO) install golang.org/x/perf/cmd/benchstat@latest
+	@if [ -f bench.txt ]; then mv bench.txt bench.old.txt; fi
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count 6 ./... | tee bench.txt
+	@if [ -f bench.old.txt ]; then $(BENCHSTAT) bench.old.txt bench.txt; else $(BENCHSTAT) bench.txt; fi
+	@uptime
+	$(GO) run ./bench/load compare ingest --runs 3 --duration $(LOADTIME) --batch 1
+	$(GO) run ./bench/load compare ingest --runs 3 --duration $(LOADTIME) --batch 100
+	$(GO) run ./bench/load compare fanout --runs 3 --duration 3s --subs 100 --rate 2000,4000,8000,12000
+	$(GO) run ./bench/load webhook --runs 3 --events 50000
+	$(GO) run ./bench/load webhook --runs 3 --rate 1000 --duration $(LOADTIME)
+	@uptime
 
 # fuzz runs every fuzzer for FUZZTIME each; `make test` runs their seed
 # corpora (testdata/fuzz) as ordinary tests.

@@ -28,6 +28,26 @@ type eventInput struct {
 	Data    json.RawMessage `json:"data" validate:"required"`
 }
 
+// rfc3339 is the layout of eventInput.Time's datetime tag.
+const rfc3339 = "2006-01-02T15:04:05Z07:00"
+
+// valid reports whether in passes every rule of its validate tags, checked
+// by hand: the validator's reflection costs more than the rest of decoding
+// an event. It may say no to a valid event (a long multi-byte string) but
+// never yes to an invalid one; on no, the validator decides and names the
+// fields. Keep it in step with the tags (TestEventInputValid checks both
+// agree).
+func (in *eventInput) valid() bool {
+	if in.Time != "" {
+		if _, err := time.Parse(rfc3339, in.Time); err != nil {
+			return false
+		}
+	}
+	return len(in.ID) <= 128 && in.Type != "" && len(in.Type) <= 128 &&
+		store.ValidType(in.Type) && !gateway.IsReserved(in.Type) &&
+		len(in.Source) <= 1024 && len(in.Subject) <= 1024 && in.Data != nil
+}
+
 func (in *eventInput) event() store.Event {
 	e := store.Event{ID: in.ID, Type: in.Type, Source: in.Source, Subject: in.Subject, Data: in.Data}
 	e.Time = parseTime(in.Time)
@@ -253,6 +273,9 @@ func (s *Server) decodeItem(dec *json.Decoder, prefix string, v any) *Problem {
 			return invalid("the event is invalid", []FieldError{fe})
 		}
 		return badJSON(err.Error())
+	}
+	if in, ok := v.(*eventInput); ok && in.valid() {
+		return nil
 	}
 	if err := s.validate.Struct(v); err != nil {
 		return invalid("the event is invalid", fieldErrors(prefix, err))

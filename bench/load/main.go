@@ -1,0 +1,65 @@
+// Command load is eventgate's load tool. It speaks only the public API
+// (HTTP, and WebSocket for streams) and measures a gateway and the
+// baselines it is compared with, each as a sibling process on a free
+// loopback port, so that every report carries ratios measured in one run.
+//
+//	go run ./bench/load ingest  [--target eventgate|bare] [--clients 64] [--batch 1] [--duration 5s]
+//	go run ./bench/load fanout  [--target eventgate|bare-hub|centrifugo] [--subs 100] [--rate 2000,5000] [--duration 5s]
+//	go run ./bench/load webhook [--receivers 1] [--rate 0 --events 50000 | --rate 1000 --duration 5s]
+//	go run ./bench/load compare ingest|fanout|webhook --targets eventgate,bare [--runs 3] [mode flags]
+//
+// --url measures a running server instead of spawning one (loopback only;
+// give --pid to get its CPU time). Every loop is bounded by a duration or a
+// count, and every spawned process is stopped on exit. See
+// docs/BENCHMARKS.md for the method and the figures.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout)
+	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "load:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: load ingest|fanout|webhook [flags]
+       load compare ingest|fanout|webhook --targets a,b [flags]
+run "load MODE -h" for a mode's flags`
+
+// run is the testable body of main.
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprintln(stdout, usage)
+		return flag.ErrHelp
+	}
+	switch cmd := args[0]; cmd {
+	case "serve-bare", "serve-bare-hub": // hidden: the baselines as sibling processes
+		return serveBare(ctx, cmd[len("serve-"):], args[1:])
+	case "ingest", "fanout", "webhook":
+		return measure(ctx, cmd, false, args[1:], stdout)
+	case "compare":
+		if len(args) < 2 {
+			return errors.New("compare needs a mode: ingest, fanout or webhook")
+		}
+		return measure(ctx, args[1], true, args[2:], stdout)
+	default:
+		fmt.Fprintln(stdout, usage)
+		return fmt.Errorf("unknown command %q", cmd)
+	}
+}
