@@ -87,7 +87,7 @@ func (c *soakClient) run(ctx context.Context, base string, hc *http.Client, load
 		}
 		var ce websocket.CloseError
 		var n uint64
-		var perr error = errNotSlow
+		perr := errNotSlow
 		if errors.As(err, &ce) && ce.Code == websocket.StatusPolicyViolation {
 			n, perr = strconv.ParseUint(strings.TrimPrefix(ce.Reason, "slow consumer: last seq "), 10, 64)
 		}

@@ -83,7 +83,7 @@ func runIngest(ctx context.Context, s *server, cfg ingestConfig) (ingestResult, 
 	// One request first: a wrong URL fails fast and the connection warms.
 	code, err := post(ctx, client, url, body)
 	if err != nil || code/100 != 2 {
-		return ingestResult{}, fmt.Errorf("first request: status %d, %v", code, err)
+		return ingestResult{}, fmt.Errorf("first request: status %d: %w", code, err)
 	}
 
 	type worker struct {
