@@ -34,6 +34,7 @@ type config struct {
 	StreamQueue         int
 	MaxInflight         int
 	MaxStreams          int
+	MaxWebhooks         int
 	ReadHeaderTimeout   time.Duration
 	IngestRate          int
 	ShutdownTimeout     time.Duration
@@ -96,6 +97,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	def("max-inflight", "GATEWAY_MAX_INFLIGHT")
 	fs.IntVar(&c.MaxStreams, "max-streams", 10000, "stream clients (WebSocket and SSE) served at once; more get 503 with Retry-After")
 	def("max-streams", "GATEWAY_MAX_STREAMS")
+	fs.IntVar(&c.MaxWebhooks, "max-webhooks", 1000, "webhooks the gateway serves; creating more answers 409")
+	def("max-webhooks", "GATEWAY_MAX_WEBHOOKS")
 	fs.IntVar(&c.IngestRate, "ingest-rate", 0, "events per second per API key (per client IP when open) on POST /v1/events, a batch counting as its events; 0 = no limit")
 	def("ingest-rate", "GATEWAY_INGEST_RATE")
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "time a client has to send its request headers (slow clients are cut off)")
@@ -182,8 +185,8 @@ func (c config) check() error {
 	if c.MaxBody < 1 {
 		errs = append(errs, errors.New("--max-body must be positive"))
 	}
-	if c.EndpointConcurrency < 1 || c.MaxRetrying < 1 || c.StreamQueue < 1 || c.MaxInflight < 1 || c.MaxStreams < 1 {
-		errs = append(errs, errors.New("--endpoint-concurrency, --max-retrying, --stream-queue, --max-inflight and --max-streams must be at least 1"))
+	if c.EndpointConcurrency < 1 || c.MaxRetrying < 1 || c.StreamQueue < 1 || c.MaxInflight < 1 || c.MaxStreams < 1 || c.MaxWebhooks < 1 {
+		errs = append(errs, errors.New("--endpoint-concurrency, --max-retrying, --stream-queue, --max-inflight, --max-streams and --max-webhooks must be at least 1"))
 	}
 	if c.IngestRate < 0 {
 		errs = append(errs, errors.New("--ingest-rate must be 0 (off) or positive"))

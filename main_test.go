@@ -108,7 +108,7 @@ func TestHelpListsEveryFlagWithItsEnvTwin(t *testing.T) {
 	}
 	for _, f := range []string{"addr", "api-key", "insecure", "log-format", "buffer-size", "max-body", "max-batch",
 		"allow-private-targets", "retry-schedule", "delivery-timeout", "endpoint-concurrency", "max-retrying",
-		"disable-after", "stream-queue", "shutdown-timeout", "store", "debug-addr", "max-inflight", "max-streams", "ingest-rate", "read-header-timeout",
+		"disable-after", "stream-queue", "shutdown-timeout", "store", "debug-addr", "max-inflight", "max-streams", "max-webhooks", "ingest-rate", "read-header-timeout",
 		"nats-url", "nats-embedded", "data-dir", "retention", "nats-replicas", "nats-creds", "nats-tls-ca"} {
 		twin := "GATEWAY_" + strings.ToUpper(strings.ReplaceAll(f, "-", "_"))
 		if f == "api-key" {

@@ -58,6 +58,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Timeout:             cfg.DeliveryTimeout,
 		Concurrency:         cfg.EndpointConcurrency,
 		MaxRetrying:         cfg.MaxRetrying,
+		MaxWebhooks:         cfg.MaxWebhooks,
 		DisableAfter:        cfg.DisableAfter,
 		AllowPrivateTargets: cfg.AllowPrivateTargets,
 		Logger:              logger,

@@ -214,6 +214,10 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request) {
 	hook := store.Webhook{URL: in.URL, Types: in.Types, Secret: in.Secret, Description: in.Description, Enabled: in.Enabled == nil || *in.Enabled,
 		Headers: in.Headers, RateLimit: in.RateLimit, Handshake: in.Handshake}
 	created, err := s.cfg.Dispatcher.Create(r.Context(), hook)
+	if errors.Is(err, gateway.ErrTooManyWebhooks) {
+		fail(w, http.StatusConflict, "the gateway already serves as many webhooks as it may (--max-webhooks); delete one first")
+		return
+	}
 	if err != nil {
 		if !targetRefused(w, err) {
 			s.internal(w, "create webhook", err)

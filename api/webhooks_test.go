@@ -639,3 +639,13 @@ func grepLines(s, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+func TestWebhookCapRefusesWith409(t *testing.T) {
+	g := startGateway(t, func(o *options) { o.Disp.MaxWebhooks = 2 })
+	rc := newReceiver(t, nil)
+	for range 2 {
+		g.createHook(t, map[string]any{"url": rc.URL})
+	}
+	resp, body := g.postJSON(t, "/v1/webhooks", map[string]any{"url": rc.URL})
+	wantProblem(t, resp, body, http.StatusConflict, "conflict")
+}

@@ -47,6 +47,7 @@ type DispatcherConfig struct {
 	Timeout             time.Duration   // --delivery-timeout, per attempt; default 10s
 	Concurrency         int             // --endpoint-concurrency; default 8
 	MaxRetrying         int             // --max-retrying, per webhook; default 10000
+	MaxWebhooks         int             // --max-webhooks; Create fails with ErrTooManyWebhooks past it; default DefaultMaxWebhooks
 	DisableAfter        time.Duration   // --disable-after (issue: webhook operations); default 72h
 	AllowPrivateTargets bool            // --allow-private-targets
 	Logger              *slog.Logger
@@ -70,6 +71,13 @@ type DispatcherConfig struct {
 	// (default: the host name, or "eventgate" when it is unknown).
 	Origin string
 }
+
+// ErrTooManyWebhooks is returned by Create when DispatcherConfig.MaxWebhooks
+// webhooks exist already.
+var ErrTooManyWebhooks = errors.New("too many webhooks")
+
+// DefaultMaxWebhooks is the most webhooks a Dispatcher serves by default.
+const DefaultMaxWebhooks = 1000
 
 // Dispatcher delivers stored events to webhooks. Each webhook endpoint is a
 // cursor over the log, read by one goroutine that starts at most
@@ -114,6 +122,9 @@ func NewDispatcher(pub *Publisher, cfg DispatcherConfig) *Dispatcher {
 	cfg.Schedule = slices.Clone(cfg.Schedule)
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultDeliveryTimeout
+	}
+	if cfg.MaxWebhooks <= 0 {
+		cfg.MaxWebhooks = DefaultMaxWebhooks
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = DefaultConcurrency
@@ -399,6 +410,12 @@ func (d *Dispatcher) Create(ctx context.Context, w store.Webhook) (store.Webhook
 	}
 	if len(w.Types) == 0 {
 		w.Types = []string{">"}
+	}
+	d.mu.Lock()
+	full := len(d.endpoints) >= d.cfg.MaxWebhooks
+	d.mu.Unlock()
+	if full {
+		return store.Webhook{}, fmt.Errorf("%w: %d webhooks", ErrTooManyWebhooks, d.cfg.MaxWebhooks)
 	}
 	w.AwaitingHandshake = w.Handshake
 	w.PreviousSecret, w.PreviousExpires = "", time.Time{}
