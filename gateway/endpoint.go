@@ -217,6 +217,7 @@ func (e *endpoint) remove() {
 	e.closeTailsLocked()
 	e.mu.Unlock()
 	e.cancel()
+	e.d.retries.removeEndpoint(e)
 }
 
 // run is the endpoint's goroutine. Besides new events, finished attempts

@@ -49,6 +49,31 @@ func (h *retryHeap) push(e *retryEntry) {
 	}
 }
 
+// removeEndpoint drops every entry of ep (a deleted webhook), so that
+// their copies of events are freed now rather than when they fall due,
+// up to the schedule's longest delay later.
+func (h *retryHeap) removeEndpoint(ep *endpoint) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	kept := h.items[:0]
+	for _, e := range h.items {
+		if e.ep == ep {
+			if e.soon {
+				ep.soon.Add(-1)
+			}
+			e.idx = -1
+			continue
+		}
+		kept = append(kept, e)
+	}
+	clear(h.items[len(kept):])
+	h.items = kept
+	for i, e := range h.items {
+		e.idx = i
+	}
+	heap.Init(&h.items)
+}
+
 // drain marks every entry due by deadline (all of them for a zero
 // deadline) as one the endpoints must wait for before they count as
 // drained, and does the same for entries pushed from now on.
