@@ -393,3 +393,31 @@ func TestRunEmbeddedNATSKeepsWebhooksAndPendingDeliveries(t *testing.T) {
 		t.Fatalf("the pending delivery was not delivered after the restart; deliveries: %s", b)
 	}
 }
+
+func TestRunServesPprofOnDebugAddr(t *testing.T) {
+	_, out, stop := startRun(t, "--debug-addr", "127.0.0.1:0")
+	var addr string
+	for _, line := range strings.Split(out.String(), "\n") {
+		var rec struct{ Msg, Addr string }
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "pprof listening" {
+			addr = rec.Addr
+		}
+	}
+	if addr == "" {
+		t.Fatalf("no pprof line in the log:\n%s", out)
+	}
+	resp, err := http.Get("http://" + addr + "/debug/pprof/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("pprof answered %d", resp.StatusCode)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := http.Get("http://" + addr + "/debug/pprof/cmdline"); err == nil {
+		t.Fatal("pprof still served after run returned")
+	}
+}

@@ -112,9 +112,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
 
-	var debugSrv *http.Server
+	var stopDebug func()
 	if cfg.DebugAddr != "" {
-		if debugSrv, err = startDebug(cfg.DebugAddr, logger); err != nil {
+		if stopDebug, err = startDebug(cfg.DebugAddr, logger); err != nil {
 			_ = httpSrv.Close()
 			if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
 				logger.Warn("serve ended", "err", err)
@@ -152,8 +152,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
 		logger.Warn("serve ended", "err", err)
 	}
-	if debugSrv != nil {
-		_ = debugSrv.Close()
+	if stopDebug != nil {
+		stopDebug()
 	}
 	logger.Info("stopped")
 	return nil
@@ -172,8 +172,9 @@ func newLogger(format string, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, nil))
 }
 
-// startDebug serves pprof on its own loopback listener.
-func startDebug(addr string, logger *slog.Logger) (*http.Server, error) {
+// startDebug serves pprof on its own loopback listener. stop closes it and
+// returns once its Serve goroutine has ended.
+func startDebug(addr string, logger *slog.Logger) (stop func(), err error) {
 	ln, err := new(net.ListenConfig).Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("debug listen on %s: %w", addr, err)
@@ -185,11 +186,13 @@ func startDebug(addr string, logger *slog.Logger) (*http.Server, error) {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			logger.Warn("debug server ended", "err", err)
 		}
 	}()
 	logger.Info("pprof listening", "addr", ln.Addr().String())
-	return srv, nil
+	return func() { _ = srv.Close(); <-done }, nil
 }
