@@ -514,16 +514,19 @@ func TestStreamDropIsRecordedAsAnOperationalEvent(t *testing.T) {
 	g := startGateway(t, func(o *options) {
 		o.Capacity = 5000
 		o.Hub.Queue = 50
-		o.Hub.WriteTimeout = 300 * time.Millisecond // a client that stops reading is found out fast
+		o.Hub.MaxBatch = 1 // one event per message: a burst of 100 leaves a reader 99 behind
 		o.RecordDrops = true
 	})
 	watcher := g.dialStream(t, "/v1/stream?types=eventgate.stream.dropped", nil)
 	watcher.hello()
 	slow := g.dialStream(t, "/v1/stream?types=load.>", nil) // never reads
-	pad := strings.Repeat("p", 4000)
-	for range 40 { // ~16 MB: far more than the socket buffers hold
-		g.publishN(t, "load.big", 100, `{"pad":"`+pad+`"}`)
+	g.publishN(t, "load.big", 1, `{}`)                         // the slow client is live and has its hello
+	events := make([]map[string]any, 100)
+	for i := range events {
+		events[i] = map[string]any{"type": "load.big", "data": i}
 	}
+	resp, body := g.postJSON(t, "/v1/events", events) // one burst, far past the queue
+	wantStatus(t, resp, body, http.StatusAccepted)
 	ev := watcher.events(1)[0]
 	var e struct {
 		Type   string `json:"type"`

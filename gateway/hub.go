@@ -67,8 +67,9 @@ type HubConfig struct {
 	// DefaultMaxClients); Open refuses more with ErrHubFull.
 	MaxClients int
 	// OnDrop, when set, is called once for every client cut off for being
-	// slow, from that client's goroutine after its transport is closed. It
-	// must not block for long. main wires it to publish
+	// slow, from that client's goroutine just before its transport is
+	// closed (a close handshake with a peer that is not reading can take
+	// seconds). It must not block for long. main wires it to publish
 	// eventgate.stream.dropped.
 	OnDrop     func(Drop)
 	Logger     *slog.Logger
@@ -431,12 +432,13 @@ func (s *Stream) serve(ctx context.Context, sink Sink) error {
 			s.m.slow.Inc()
 			h.cfg.Logger.Warn("slow stream client cut off", "transport", s.sub.Transport, "remote", s.sub.Remote,
 				"last_seq", cursor, "lag", lag, "queue", h.cfg.Queue)
-			err := end(CloseSlow, "slow", ErrSlowConsumer, fmt.Sprintf("slow consumer: last seq %d", cursor))
+			// Recorded before the close, whose handshake may wait seconds for
+			// a peer that is not reading.
 			if h.cfg.OnDrop != nil {
 				h.cfg.OnDrop(Drop{Transport: s.sub.Transport, Remote: s.sub.Remote, Types: s.sub.Filter.Strings(),
 					LastSeq: cursor, Lag: lag, Queue: h.cfg.Queue})
 			}
-			return err
+			return end(CloseSlow, "slow", ErrSlowConsumer, fmt.Sprintf("slow consumer: last seq %d", cursor))
 		}
 		// What this send takes is not lag: only what remains behind it.
 		lag := satSub(page.Newest, max(next, start))
