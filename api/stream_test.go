@@ -520,7 +520,7 @@ func TestStreamDropIsRecordedAsAnOperationalEvent(t *testing.T) {
 	watcher := g.dialStream(t, "/v1/stream?types=eventgate.stream.dropped", nil)
 	watcher.hello()
 	slow := g.dialStream(t, "/v1/stream?types=load.>", nil) // never reads
-	g.publishN(t, "load.big", 1, `{}`)                         // the slow client is live and has its hello
+	g.publishN(t, "load.big", 1, `{}`)                      // the slow client is live and has its hello
 	events := make([]map[string]any, 100)
 	for i := range events {
 		events[i] = map[string]any{"type": "load.big", "data": i}
