@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -131,22 +130,12 @@ func (p *centrifugoPublisher) publish(ctx context.Context, n int, from uint64) (
 		body = append(body, "}}"...)
 	}
 	body = append(body, "]}"...)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url+"/api/batch", bytes.NewReader(body))
+	status, out, err := postJSON(ctx, p.client, p.url+"/api/batch", body)
 	if err != nil {
 		return 0, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := p.client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, err
-	}
-	if resp.StatusCode != http.StatusOK || bytes.Contains(out, []byte(`"error"`)) {
-		return 0, fmt.Errorf("centrifugo publish: status %d: %.200s", resp.StatusCode, out)
+	if status != http.StatusOK || bytes.Contains(out, []byte(`"error"`)) {
+		return 0, fmt.Errorf("centrifugo publish: status %d: %.200s", status, out)
 	}
 	return from + uint64(n) - 1, nil
 }

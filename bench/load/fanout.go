@@ -200,22 +200,12 @@ func (p *httpPublisher) publish(ctx context.Context, n int, from uint64) (uint64
 		body = append(body, '}')
 	}
 	body = append(body, ']')
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.url+"/v1/events", bytes.NewReader(body))
+	status, out, err := postJSON(ctx, p.client, p.url+"/v1/events", body)
 	if err != nil {
 		return 0, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := p.client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, err
-	}
-	if resp.StatusCode/100 != 2 {
-		return 0, fmt.Errorf("publish: status %d: %.200s", resp.StatusCode, out)
+	if status/100 != 2 {
+		return 0, fmt.Errorf("publish: status %d: %.200s", status, out)
 	}
 	i := bytes.LastIndex(out, []byte(`"seq":`))
 	if i < 0 {
@@ -394,4 +384,21 @@ func paced(ctx context.Context, pub publisher, rate int, d time.Duration) (int, 
 		}
 	}
 	return published, lastSeq, nil
+}
+
+// postJSON posts body as application/json and returns the status and the
+// whole answer.
+func postJSON(ctx context.Context, client *http.Client, url string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, out, err
 }
