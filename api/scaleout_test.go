@@ -3,7 +3,6 @@ package api_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"sync"
 	"testing"
@@ -14,44 +13,20 @@ import (
 	"github.com/nats-io/nats.go"
 )
 
-// startCluster starts three JetStream servers routed to each other on
-// 127.0.0.1 (route ports picked first: a JetStream cluster needs its
-// routes up front; a port could be taken between the pick and the bind).
+// startCluster starts a three-node JetStream cluster on 127.0.0.1 and
+// shuts it down at cleanup.
 func startCluster(t *testing.T) [3]*natsembed.Server {
 	t.Helper()
-	var ports [3]int
-	var ls []net.Listener
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-	}
-	var routes []string
-	for i, l := range ls {
-		_ = l.Close()
-		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", ports[i]))
-	}
-	var srv [3]*natsembed.Server
-	for i := range srv {
-		s, err := natsembed.Start(natsembed.Config{DataDir: t.TempDir(), Name: fmt.Sprintf("n%d", i), Port: -1,
-			Cluster: &natsembed.Cluster{Name: "scale", Port: ports[i], Routes: routes}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(s.Shutdown)
-		srv[i] = s
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	for _, s := range srv {
-		if err := s.JetStreamReady(ctx); err != nil {
-			t.Fatal(err)
-		}
+	srv, err := natsembed.StartCluster(ctx, "scale", []string{t.TempDir(), t.TempDir(), t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
 	}
-	return srv
+	for _, s := range srv {
+		t.Cleanup(s.Shutdown)
+	}
+	return [3]*natsembed.Server(srv)
 }
 
 // dial connects over TCP to s (other servers of the cluster listed too,

@@ -3,7 +3,6 @@ package natsjs_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
@@ -12,58 +11,20 @@ import (
 	"github.com/eventgate/eventgate/store/natsjs/natsembed"
 )
 
-// startCluster starts three servers routed to each other on 127.0.0.1 and
-// waits for JetStream to be clustered. A JetStream cluster needs its routes
-// configured up front, so the route ports are picked first (freePorts).
+// startCluster starts a three-node JetStream cluster on 127.0.0.1 and
+// shuts it down at cleanup.
 func startCluster(t *testing.T) [3]*natsembed.Server {
 	t.Helper()
-	ports := freePorts(t, 3)
-	var routes []string
-	for _, p := range ports {
-		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
-	}
-	var srv [3]*natsembed.Server
-	for i := range srv {
-		s, err := natsembed.Start(natsembed.Config{
-			DataDir: t.TempDir(),
-			Name:    fmt.Sprintf("n%d", i),
-			Port:    -1,
-			Cluster: &natsembed.Cluster{Name: "test", Port: ports[i], Routes: routes},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(s.Shutdown)
-		srv[i] = s
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
+	srv, err := natsembed.StartCluster(ctx, "test", []string{t.TempDir(), t.TempDir(), t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, s := range srv {
-		if err := s.JetStreamReady(ctx); err != nil {
-			t.Fatal(err)
-		}
+		t.Cleanup(s.Shutdown)
 	}
-	return srv
-}
-
-// freePorts finds n free TCP ports on 127.0.0.1 (free when asked: another
-// process could take one before the server binds it).
-func freePorts(t *testing.T, n int) []int {
-	t.Helper()
-	var ports []int
-	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		_ = l.Close()
-	}
-	return ports
+	return [3]*natsembed.Server(srv)
 }
 
 // openR3 opens the replicated log through s, retrying while the cluster

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"time"
 
@@ -157,3 +158,60 @@ func (g logger) Errorf(format string, v ...any)  { g.l.Error(fmt.Sprintf(format,
 func (g logger) Fatalf(format string, v ...any)  { g.l.Error(fmt.Sprintf(format, v...)) }
 func (g logger) Debugf(format string, v ...any)  { g.l.Debug(fmt.Sprintf(format, v...)) }
 func (g logger) Tracef(format string, v ...any)  {}
+
+// StartCluster starts len(dataDirs) servers named n0, n1, … that form the
+// NATS cluster name on 127.0.0.1, each with a free client port, and waits
+// until JetStream is clustered or ctx ends. A JetStream cluster needs every
+// route up front, so the route ports are picked first (a port could be
+// taken between the pick and the bind: the start then fails). On error the
+// servers already started are shut down.
+func StartCluster(ctx context.Context, name string, dataDirs []string) ([]*Server, error) {
+	ports := make([]int, len(dataDirs))
+	routes := make([]string, len(dataDirs))
+	var held []net.Listener // held until every port is picked, so none repeats
+	var lc net.ListenConfig
+	for i := range ports {
+		l, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+		if err != nil {
+			closeAll(held)
+			return nil, fmt.Errorf("pick a route port: %w", err)
+		}
+		held = append(held, l)
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+		routes[i] = fmt.Sprintf("nats-route://127.0.0.1:%d", ports[i])
+	}
+	closeAll(held)
+	return startMembers(ctx, name, dataDirs, ports, routes)
+}
+
+func closeAll(ls []net.Listener) {
+	for _, l := range ls {
+		_ = l.Close()
+	}
+}
+
+// startMembers starts the cluster's servers on the picked route ports.
+func startMembers(ctx context.Context, name string, dataDirs []string, ports []int, routes []string) ([]*Server, error) {
+	var srv []*Server
+	shutdown := func() {
+		for _, s := range srv {
+			s.Shutdown()
+		}
+	}
+	for i, dir := range dataDirs {
+		s, err := Start(Config{DataDir: dir, Name: fmt.Sprintf("n%d", i), Port: -1,
+			Cluster: &Cluster{Name: name, Port: ports[i], Routes: routes}})
+		if err != nil {
+			shutdown()
+			return nil, err
+		}
+		srv = append(srv, s)
+	}
+	for _, s := range srv {
+		if err := s.JetStreamReady(ctx); err != nil {
+			shutdown()
+			return nil, err
+		}
+	}
+	return srv, nil
+}
