@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"github.com/eventgate/eventgate/store"
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // cloudEventInput holds the CloudEvents 1.0 context attributes eventgate
@@ -82,16 +84,16 @@ func (s *Server) cloudEvent(prefix string, in *cloudEventInput, exts map[string]
 // decodeCloudEvents decodes structured mode: one CloudEvent object, or an
 // array of them in batch mode.
 func (s *Server) decodeCloudEvents(body []byte, batch bool) ([]store.Event, *Problem) {
-	var raws []json.RawMessage
+	var raws []jsontext.Value
 	if batch {
-		if err := json.Unmarshal(body, &raws); err != nil {
+		if err := jsonv2.Unmarshal(body, &raws); err != nil {
 			return nil, badJSON(err.Error())
 		}
 		if p := s.checkBatchSize(len(raws)); p != nil {
 			return nil, p
 		}
 	} else {
-		raws = []json.RawMessage{body}
+		raws = []jsontext.Value{body}
 	}
 	events := make([]store.Event, len(raws))
 	var errs []FieldError
@@ -100,8 +102,8 @@ func (s *Server) decodeCloudEvents(body []byte, batch bool) ([]store.Event, *Pro
 		if batch {
 			prefix = "/" + strconv.Itoa(i)
 		}
-		var attrs map[string]json.RawMessage
-		if err := json.Unmarshal(raw, &attrs); err != nil {
+		var attrs map[string]jsontext.Value
+		if err := jsonv2.Unmarshal(raw, &attrs); err != nil {
 			if fe, ok := decodeFieldError(prefix, err); ok {
 				errs = append(errs, fe)
 				continue
@@ -109,7 +111,7 @@ func (s *Server) decodeCloudEvents(body []byte, batch bool) ([]store.Event, *Pro
 			return nil, badJSON(err.Error())
 		}
 		var in cloudEventInput
-		if err := json.Unmarshal(raw, &in); err != nil {
+		if err := jsonv2.Unmarshal(raw, &in); err != nil {
 			if fe, ok := decodeFieldError(prefix, err); ok {
 				errs = append(errs, fe)
 				continue
@@ -122,7 +124,7 @@ func (s *Server) decodeCloudEvents(body []byte, batch bool) ([]store.Event, *Pro
 				continue
 			}
 			var val any
-			if err := json.Unmarshal(v, &val); err != nil {
+			if err := jsonv2.Unmarshal(v, &val); err != nil {
 				return nil, badJSON(err.Error())
 			}
 			switch val.(type) {
@@ -184,7 +186,7 @@ func (s *Server) binaryCloudEvent(h http.Header, mediaType string, body []byte) 
 	}
 	if len(body) > 0 {
 		if isJSONMediaType(mediaType) {
-			if !json.Valid(body) {
+			if !jsontext.Value(body).IsValid() {
 				return nil, badJSON("a binary-mode CloudEvent with a JSON Content-Type needs a JSON body")
 			}
 			in.Data = json.RawMessage(bytes.Clone(body))

@@ -16,16 +16,18 @@ import (
 
 	"github.com/eventgate/eventgate/gateway"
 	"github.com/eventgate/eventgate/store"
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // eventInput is one event as clients post it (application/json).
 type eventInput struct {
-	ID      string          `json:"id" validate:"max=128"`
-	Type    string          `json:"type" validate:"required,max=128,eventtype,unreserved"`
-	Source  string          `json:"source" validate:"max=1024"`
-	Subject string          `json:"subject" validate:"max=1024"`
-	Time    string          `json:"time" validate:"omitempty,datetime=2006-01-02T15:04:05Z07:00"`
-	Data    json.RawMessage `json:"data" validate:"required"`
+	ID      string         `json:"id" validate:"max=128"`
+	Type    string         `json:"type" validate:"required,max=128,eventtype,unreserved"`
+	Source  string         `json:"source" validate:"max=1024"`
+	Subject string         `json:"subject" validate:"max=1024"`
+	Time    string         `json:"time" validate:"omitempty,datetime=2006-01-02T15:04:05Z07:00"`
+	Data    jsontext.Value `json:"data" validate:"required"`
 }
 
 // rfc3339 is the layout of eventInput.Time's datetime tag.
@@ -49,7 +51,7 @@ func (in *eventInput) valid() bool {
 }
 
 func (in *eventInput) event() store.Event {
-	e := store.Event{ID: in.ID, Type: in.Type, Source: in.Source, Subject: in.Subject, Data: in.Data}
+	e := store.Event{ID: in.ID, Type: in.Type, Source: in.Source, Subject: in.Subject, Data: json.RawMessage(in.Data)}
 	e.Time = parseTime(in.Time)
 	return e
 }
@@ -203,23 +205,63 @@ func (s *Server) decodeEvents(body []byte) (events []store.Event, single bool, p
 		}
 		return []store.Event{in.event()}, true, nil
 	}
-	// One pass over the array: each item is decoded where it stands, and
-	// every invalid item is reported, not just the first.
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if _, err := dec.Token(); err != nil { // '['
-		return nil, false, badJSON(err.Error())
+	if events, ok := s.decodeBatch(body); ok {
+		return events, false, nil
 	}
-	var errs []FieldError
-	for i := 0; dec.More(); i++ {
-		if i == s.cfg.MaxBatch {
-			return nil, false, invalid(fmt.Sprintf("the batch holds more than %d events, the most allowed (--max-batch)", s.cfg.MaxBatch),
-				[]FieldError{{Field: "", Message: fmt.Sprintf("must hold at most %d events", s.cfg.MaxBatch)}})
+	events, p = s.decodeBatchReporting(body)
+	return events, false, p
+}
+
+// decodeBatch decodes a valid batch in one streaming pass, the usual case.
+// On any problem ok is false and decodeBatchReporting, slower, names them
+// all.
+func (s *Server) decodeBatch(body []byte) (events []store.Event, ok bool) {
+	dec := jsontext.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != '[' {
+		return nil, false
+	}
+	events = make([]store.Event, 0, 16)
+	for dec.PeekKind() == '{' {
+		if len(events) == s.cfg.MaxBatch {
+			return nil, false
 		}
 		var in eventInput
-		if p := s.decodeItem(dec, "/"+strconv.Itoa(i), &in); p != nil {
+		if err := jsonv2.UnmarshalDecode(dec, &in, strictJSON); err != nil || !in.valid() {
+			return nil, false
+		}
+		events = append(events, in.event())
+	}
+	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != ']' {
+		return nil, false
+	}
+	if _, err := dec.ReadToken(); err != io.EOF {
+		return nil, false
+	}
+	return events, len(events) > 0
+}
+
+// decodeBatchReporting decodes a batch item by item and reports every
+// invalid item, not just the first.
+func (s *Server) decodeBatchReporting(body []byte) ([]store.Event, *Problem) {
+	dec := jsontext.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.ReadToken(); err != nil { // '['
+		return nil, badJSON(err.Error())
+	}
+	var events []store.Event
+	var errs []FieldError
+	for i := 0; dec.PeekKind() != ']'; i++ {
+		if i == s.cfg.MaxBatch {
+			return nil, invalid(fmt.Sprintf("the batch holds more than %d events, the most allowed (--max-batch)", s.cfg.MaxBatch),
+				[]FieldError{{Field: "", Message: fmt.Sprintf("must hold at most %d events", s.cfg.MaxBatch)}})
+		}
+		raw, err := dec.ReadValue()
+		if err != nil {
+			return nil, badJSON(err.Error())
+		}
+		var in eventInput
+		if p := s.decodeStrict(raw, "/"+strconv.Itoa(i), &in); p != nil {
 			if p.Status != http.StatusUnprocessableEntity {
-				return nil, false, p
+				return nil, p
 			}
 			errs = append(errs, p.Errors...)
 			events = append(events, store.Event{})
@@ -227,19 +269,19 @@ func (s *Server) decodeEvents(body []byte) (events []store.Event, single bool, p
 		}
 		events = append(events, in.event())
 	}
-	if _, err := dec.Token(); err != nil { // ']'
-		return nil, false, badJSON(err.Error())
+	if _, err := dec.ReadToken(); err != nil { // ']'
+		return nil, badJSON(err.Error())
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, false, badJSON("unexpected data after the JSON value")
+	if _, err := dec.ReadToken(); err != io.EOF {
+		return nil, badJSON("unexpected data after the JSON value")
 	}
 	if p := s.checkBatchSize(len(events)); p != nil {
-		return nil, false, p
+		return nil, p
 	}
 	if errs != nil {
-		return nil, false, invalid(fmt.Sprintf("the batch was not stored: %d of %d events are invalid", countItems(errs), len(events)), errs)
+		return nil, invalid(fmt.Sprintf("the batch was not stored: %d of %d events are invalid", countItems(errs), len(events)), errs)
 	}
-	return events, false, nil
+	return events, nil
 }
 
 func (s *Server) checkBatchSize(n int) *Problem {
@@ -253,25 +295,16 @@ func (s *Server) checkBatchSize(n int) *Problem {
 	return nil
 }
 
-// decodeStrict decodes one JSON object into v, refusing unknown fields and
-// trailing data, and validates it. Field paths start with prefix.
-func (s *Server) decodeStrict(raw []byte, prefix string, v any) *Problem {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if p := s.decodeItem(dec, prefix, v); p != nil {
-		return p
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return badJSON("unexpected data after the JSON value")
-	}
-	return nil
-}
+// strictJSON is how every request body is decoded: unknown members are
+// refused, and (json/v2's defaults) member names match exactly, and
+// duplicate names, invalid UTF-8 and trailing data are refused.
+var strictJSON = jsonv2.RejectUnknownMembers(true)
 
-// decodeItem decodes the decoder's next value into v and validates it.
-// An item that is valid JSON but the wrong shape is a 422 naming its
-// fields; the decoder can go on to the next item.
-func (s *Server) decodeItem(dec *json.Decoder, prefix string, v any) *Problem {
-	if err := dec.Decode(v); err != nil {
+// decodeStrict decodes one JSON value into v strictly and validates it. A
+// value that is valid JSON but the wrong shape is a 422 naming its fields
+// (paths start with prefix); malformed JSON is a 400.
+func (s *Server) decodeStrict(raw []byte, prefix string, v any) *Problem {
+	if err := jsonv2.Unmarshal(raw, v, strictJSON); err != nil {
 		if fe, ok := decodeFieldError(prefix, err); ok {
 			return invalid("the event is invalid", []FieldError{fe})
 		}

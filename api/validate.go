@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -10,6 +9,8 @@ import (
 	"github.com/eventgate/eventgate/gateway"
 	"github.com/eventgate/eventgate/gateway/signature"
 	"github.com/eventgate/eventgate/store"
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/go-playground/validator/v10"
 )
 
@@ -98,26 +99,50 @@ func message(fe validator.FieldError) string {
 	}
 }
 
-// decodeFieldError turns a json.Decoder error on one value into a 422
+// decodeFieldError turns a JSON decoding error on one value into a 422
 // FieldError when it is about a field (unknown field, wrong JSON type);
 // ok is false for syntax errors and the like, which are a 400.
 func decodeFieldError(prefix string, err error) (FieldError, bool) {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		field := te.Field
-		if field == "" {
-			return FieldError{Field: prefix, Message: fmt.Sprintf("must be a JSON object, not %s", te.Value)}, true
-		}
-		return FieldError{Field: prefix + "/" + strings.ReplaceAll(field, ".", "/"), Message: fmt.Sprintf("must be a JSON %s, not %s", jsonKind(te.Type), te.Value)}, true
+	var se *jsonv2.SemanticError
+	if !errors.As(err, &se) || se.GoType == nil {
+		return FieldError{}, false
 	}
-	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		name = strings.Trim(name, `"`)
-		return FieldError{Field: prefix + "/" + name, Message: "unknown field"}, true
+	field := prefix + string(se.JSONPointer)
+	switch {
+	case errors.Is(se.Err, jsonv2.ErrUnknownName):
+		return FieldError{Field: field, Message: "unknown field"}, true
+	case se.JSONPointer == "":
+		return FieldError{Field: field, Message: "must be a JSON object, not " + jsonKindName(se.JSONKind)}, true
+	default:
+		return FieldError{Field: field, Message: fmt.Sprintf("must be a JSON %s, not %s", goKindName(se.GoType), jsonKindName(se.JSONKind))}, true
 	}
-	return FieldError{}, false
 }
 
-func jsonKind(t reflect.Type) string {
+// jsonKindName names the kind of a JSON value as people say it.
+func jsonKindName(k jsontext.Kind) string {
+	switch k {
+	case '"':
+		return "string"
+	case '0':
+		return "number"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	default:
+		return "value"
+	}
+}
+
+// goKindName names the JSON kind a Go type takes.
+func goKindName(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
 	switch t.Kind() {
 	case reflect.String:
 		return "string"

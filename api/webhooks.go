@@ -2,7 +2,6 @@ package api
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"mime"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 	"github.com/eventgate/eventgate/gateway"
 	"github.com/eventgate/eventgate/store"
 	"github.com/go-chi/chi/v5"
+	jsonv2 "github.com/go-json-experiment/json"
 )
 
 // webhookRoutes mounts /v1/webhooks.
@@ -171,18 +171,12 @@ func (s *Server) decodeWebhookBody(w http.ResponseWriter, r *http.Request, v any
 	if !s.readBody(w, r, buf) {
 		return false
 	}
-	dec := json.NewDecoder(bytes.NewReader(buf.Bytes()))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := jsonv2.Unmarshal(buf.Bytes(), v, strictJSON); err != nil {
 		if fe, ok := decodeFieldError("", err); ok {
 			fail(w, http.StatusUnprocessableEntity, "the webhook is invalid", fe)
 			return false
 		}
 		writeProblem(w, *badJSON(err.Error()))
-		return false
-	}
-	if dec.More() {
-		writeProblem(w, *badJSON("the body holds more than one JSON value"))
 		return false
 	}
 	if err := s.validate.Struct(v); err != nil {
