@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/eventgate/eventgate/store"
@@ -19,6 +20,7 @@ type httpMetrics struct {
 	requests                     *prometheus.CounterVec
 	reqDur                       *prometheus.HistogramVec
 	limited                      *prometheus.CounterVec
+	series                       sync.Map // routeKey → routeSeries
 }
 
 func newHTTPMetrics(reg prometheus.Registerer, log store.Log, capacity func() int) *httpMetrics {
@@ -81,18 +83,49 @@ func (m *httpMetrics) instrument(next http.Handler) http.Handler {
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		next.ServeHTTP(ww, r)
 		route := "unmatched"
-		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
-			route = rc.RoutePattern()
+		if rc := chi.RouteContext(r.Context()); rc != nil {
+			if p := rc.RoutePattern(); p != "" {
+				route = p
+			}
 		}
 		code := ww.Status()
 		if code == 0 {
 			code = http.StatusOK
 		}
-		m.requests.WithLabelValues(route, methodLabel(r.Method), strconv.Itoa(code)).Inc()
+		rm := m.route(route, r.Method, code)
+		rm.requests.Inc()
 		if code != http.StatusSwitchingProtocols && ww.Header().Get("Content-Type") != "text/event-stream" {
-			m.reqDur.WithLabelValues(route).Observe(time.Since(start).Seconds())
+			rm.duration.Observe(time.Since(start).Seconds())
 		}
 	})
+}
+
+// routeKey names one series of eventgate_http_requests_total.
+type routeKey struct {
+	route, method string
+	code          int
+}
+
+// routeSeries are the metric children of one routeKey.
+type routeSeries struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// route returns the children for a request, resolved once per key: the
+// label lookup (hashing three strings) would cost every request. Keys are
+// bounded: route patterns, methodLabel's methods, and status codes.
+func (m *httpMetrics) route(route, method string, code int) routeSeries {
+	k := routeKey{route, methodLabel(method), code}
+	if rs, ok := m.series.Load(k); ok {
+		return rs.(routeSeries)
+	}
+	rs := routeSeries{
+		requests: m.requests.WithLabelValues(k.route, k.method, strconv.Itoa(code)),
+		duration: m.reqDur.WithLabelValues(k.route),
+	}
+	m.series.Store(k, rs)
+	return rs
 }
 
 // methodLabel bounds the method label: clients choose r.Method, and every

@@ -19,11 +19,11 @@ import (
 // ceSubprotocol is the CloudEvents WebSocket binding's JSON subprotocol.
 const ceSubprotocol = "cloudevents.json"
 
-// streamRoutes mounts /v1/stream: the request is checked and the client
+// streamRoutes adds /v1/stream to r: the request is checked and the client
 // registered with the hub before any upgrade, then the hub serves it in
 // this handler's goroutine through a Sink (wsSink or sseSink).
 func (s *Server) streamRoutes(r chi.Router) {
-	r.Get("/stream", s.stream)
+	r.Get("/v1/stream", s.stream)
 }
 
 // stream handles GET /v1/stream.
