@@ -29,8 +29,7 @@ type Event struct {
 	Extensions      map[string]any  `json:"extensions,omitempty"`
 
 	enc  []byte // headroom + encoded event without seq; see Encode
-	key  string // IdempotencyKey(Source, ID), set by Encode
-	hash uint64 // maphash of key, set by Encode
+	hash uint64 // idempotencyHash(Source, ID), set by Encode
 }
 
 // seqHeadroom is room in front of an encoded event for `{"seq":N,`.
@@ -70,7 +69,7 @@ func (e *Event) Encode() error {
 	}
 	if e.Data != nil {
 		b = append(b, `,"data":`...)
-		if bytes.ContainsAny(e.Data, "\r\n") {
+		if bytes.IndexByte(e.Data, '\n') >= 0 || bytes.IndexByte(e.Data, '\r') >= 0 { // vectorised, unlike ContainsAny
 			var c bytes.Buffer
 			if err := json.Compact(&c, e.Data); err != nil {
 				return fmt.Errorf("data: %w", err)
@@ -94,8 +93,7 @@ func (e *Event) Encode() error {
 	b = append(b, '}')
 	*bp = b
 	e.enc = bytes.Clone(b)
-	e.key = IdempotencyKey(e.Source, e.ID)
-	e.hash = maphash.String(keySeed, e.key)
+	e.hash = idempotencyHash(e.Source, e.ID)
 	return nil
 }
 
@@ -175,3 +173,13 @@ type Appended struct {
 
 // IdempotencyKey is the key under which a Log de-duplicates events.
 func IdempotencyKey(source, id string) string { return source + "\x00" + id }
+
+// idempotencyHash hashes IdempotencyKey(source, id) without building it.
+func idempotencyHash(source, id string) uint64 {
+	var h maphash.Hash
+	h.SetSeed(keySeed)
+	_, _ = h.WriteString(source)
+	_ = h.WriteByte(0)
+	_, _ = h.WriteString(id)
+	return h.Sum64()
+}

@@ -34,8 +34,8 @@ type Ring struct {
 
 type slot struct {
 	Record
-	key  string
-	hash uint64
+	source string // with Record.ID, the idempotency key
+	hash   uint64
 }
 
 // closedChan is returned by Wait when there is no need to wait.
@@ -108,7 +108,7 @@ func (r *Ring) Append(_ context.Context, batch []Event, out []Appended) ([]Appen
 	seq := r.newest.Load()
 	for i := range batch {
 		e := &batch[i]
-		if orig := r.index.find(e.hash, func(s uint64) bool { return r.slot(s).key == e.key }); orig != 0 {
+		if orig := r.index.find(e.hash, func(s uint64) bool { o := r.slot(s); return o.ID == e.ID && o.source == e.Source }); orig != 0 {
 			out = append(out, Appended{Seq: orig, ID: e.ID, Duplicate: true})
 			continue
 		}
@@ -117,7 +117,7 @@ func (r *Ring) Append(_ context.Context, batch []Event, out []Appended) ([]Appen
 		if s.Seq != 0 {
 			r.index.remove(s.hash, s.Seq) // before the slot changes
 		}
-		*s = slot{Record: Record{Seq: seq, ID: e.ID, Type: e.Type, StoredAt: now, JSON: e.stamp(seq)}, key: e.key, hash: e.hash}
+		*s = slot{Record: Record{Seq: seq, ID: e.ID, Type: e.Type, StoredAt: now, JSON: e.stamp(seq)}, source: e.Source, hash: e.hash}
 		r.index.insert(e.hash, seq)
 		out = append(out, Appended{Seq: seq, ID: e.ID})
 	}
