@@ -42,15 +42,15 @@ func NewPublisher(log store.Log) *Publisher {
 }
 
 // NewEventID returns a new unique event id: "evt_" + a ULID.
-func NewEventID() string { return newID("evt_") }
+func NewEventID() string { return newID("evt_", time.Now()) }
 
-// newID returns prefix + a ULID: the time in milliseconds, then 80 random
+// newID returns prefix + a ULID: the time t in milliseconds, then 80 random
 // bits from math/rand/v2's per-thread ChaCha8 source, built in one
 // allocation. (ulid.Make takes a global lock and allocates twice; ids need
 // not be monotonic within a millisecond: the seq orders events.)
-func newID(prefix string) string {
+func newID(prefix string, t time.Time) string {
 	var id ulid.ULID
-	_ = id.SetTime(ulid.Now()) // fails only after the year 10889
+	_ = id.SetTime(ulid.Timestamp(t)) // fails only after the year 10889
 	binary.BigEndian.PutUint64(id[6:14], rand.Uint64())
 	binary.BigEndian.PutUint16(id[14:], uint16(rand.Uint32()))
 	var buf [8 + ulid.EncodedSize]byte
@@ -73,7 +73,7 @@ func (p *Publisher) Publish(ctx context.Context, batch []store.Event, out []stor
 	for i := range batch {
 		e := &batch[i]
 		if e.ID == "" {
-			e.ID = NewEventID()
+			e.ID = newID("evt_", now)
 		}
 		if e.Source == "" {
 			e.Source = "/"
