@@ -1,0 +1,64 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+)
+
+// WebSocket connection buffer sizes, chosen with BenchmarkIdleConnMemory
+// and BenchmarkFanout. net/http hands a hijacker its 4 KiB read and write
+// buffers, which coder/websocket keeps for the connection's life: 8 KiB of
+// an idle stream's cost. A stream client sends only control frames (and
+// the read limit is small), so a small read buffer serves it; one write
+// buffer's worth of message goes out in one write, a larger message in two
+// (coder/websocket writes what does not fit straight from the message).
+const (
+	wsReadBufSize  = 512
+	wsWriteBufSize = 1 << 10
+)
+
+// smallBufHijacker wraps the ResponseWriter given to websocket.Accept (which
+// takes the first http.Hijacker it finds) so that the hijacked connection
+// gets buffers of the given sizes instead of net/http's.
+type smallBufHijacker struct {
+	http.ResponseWriter
+	readSize, writeSize int
+}
+
+// Unwrap lets http.ResponseController reach the wrapped ResponseWriter.
+func (w smallBufHijacker) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Hijack hijacks the wrapped ResponseWriter and returns the connection with
+// fresh, small buffers. Bytes the client sent after the request that
+// net/http had already read (a pipelined first frame) are carried over
+// into the new read buffer, which grows to hold them when they do not fit;
+// anything left in net/http's write buffer is flushed first.
+func (w smallBufHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	if brw.Writer.Buffered() > 0 {
+		if err := brw.Writer.Flush(); err != nil {
+			conn.Close()
+			return nil, nil, fmt.Errorf("flush before hijack: %w", err)
+		}
+	}
+	n := brw.Reader.Buffered()
+	if n == 0 {
+		return conn, bufio.NewReadWriter(bufio.NewReaderSize(conn, w.readSize), bufio.NewWriterSize(conn, w.writeSize)), nil
+	}
+	pending, _ := brw.Reader.Peek(n) // n bytes are buffered: no error
+	// Move them into the new buffer: one fill takes them all and reads
+	// nothing from conn; later reads go to conn.
+	r := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(pending), conn), max(w.readSize, n))
+	if _, err := r.Peek(n); err != nil {
+		conn.Close()
+		return nil, nil, fmt.Errorf("carry over buffered bytes: %w", err)
+	}
+	return conn, bufio.NewReadWriter(r, bufio.NewWriterSize(conn, w.writeSize)), nil
+}
