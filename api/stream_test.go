@@ -304,6 +304,29 @@ func TestStreamDeadPeerIsDroppedByPing(t *testing.T) {
 	}
 }
 
+// A client that answers pings stays connected ping after ping, and its
+// stream goes on.
+func TestStreamLivePeerAnswersPingsAndStays(t *testing.T) {
+	g := startGateway(t, func(o *options) {
+		o.Hub.PingInterval = 10 * time.Millisecond
+		o.Hub.PongTimeout = 5 * time.Second
+	})
+	// The client handles pings inside its reads, in this goroutine: the
+	// third ping publishes the event the read then gets. Each ping after
+	// the first was sent only once the previous one had its pong.
+	pings, published := 0, uint64(0)
+	s := g.dialStream(t, "/v1/stream", &websocket.DialOptions{OnPingReceived: func(context.Context, []byte) bool {
+		if pings++; pings == 3 {
+			published = g.publishN(t, "a.b", 1, "")
+		}
+		return true // answer it
+	}})
+	s.hello()
+	if l := s.next(); pings < 3 || l.Seq != published {
+		t.Fatalf("after 3 pings got %s", l)
+	}
+}
+
 func TestStreamCloudEventsSubprotocol(t *testing.T) {
 	g := startGateway(t)
 	conn, _, err := websocket.Dial(t.Context(), g.wsURL("/v1/stream?types=shop.>"), &websocket.DialOptions{Subprotocols: []string{"cloudevents.json"}})
