@@ -332,25 +332,36 @@ func (s *Stream) Release() {
 // or times out (HubConfig.WriteTimeout).
 func (s *Stream) Serve(ctx context.Context, sink Sink) error {
 	defer s.Release()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stopForce := context.AfterFunc(s.h.force, cancel)
+	defer stopForce()
 	return s.serve(ctx, sink)
 }
 
 // Go is Serve in a new goroutine that the hub owns (Run waits for it),
 // for a transport that need not keep its caller's goroutine, such as a
 // hijacked WebSocket: the HTTP handler returns and its stack and request
-// state are freed, which keeps an idle connection small. done, when set,
-// runs in that goroutine after Serve, with Serve's result, before the hub
-// forgets the stream: the transport's cleanup belongs there. The caller's
-// later Release does nothing.
-func (s *Stream) Go(ctx context.Context, sink Sink, done func(error)) {
+// state are freed, which keeps an idle connection small. Instead of a
+// context to cancel, it returns stop: calling it ends the stream as the end
+// of Serve's ctx does (the peer went away). stop is safe for concurrent use
+// and may be called more than once, also after the stream ended. done,
+// when set, runs in that goroutine after Serve, with Serve's result,
+// before the hub forgets the stream: the transport's cleanup belongs
+// there. The caller's later Release does nothing.
+func (s *Stream) Go(sink Sink, done func(error)) (stop func()) {
 	s.released = true // the goroutine releases
+	// A child of force: no AfterFunc to register per stream.
+	ctx, cancel := context.WithCancel(s.h.force)
 	go func() {
 		defer s.h.release()
 		err := s.serve(ctx, sink)
+		cancel()
 		if done != nil {
 			done(err)
 		}
 	}()
+	return cancel
 }
 
 // serve is split so that an idle stream parks with a shallow stack: this
@@ -359,12 +370,11 @@ func (s *Stream) Go(ctx context.Context, sink Sink, done func(error)) {
 // while less than a quarter of it is used, so an idle stream's stack ends at
 // 4 KiB instead of 8 (BenchmarkIdleConnMemory). Keep the waiting here and
 // the work out of it.
+//
+// ctx must end when the hub force-closes (h.force ends), and its end must
+// abort a Send in progress.
 func (s *Stream) serve(ctx context.Context, sink Sink) error {
 	h := s.h
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stopForce := context.AfterFunc(h.force, cancel)
-	defer stopForce()
 	s.m.clients.Inc()
 	defer s.m.clients.Dec()
 
