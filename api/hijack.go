@@ -43,7 +43,7 @@ func (w smallBufHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	if brw.Writer.Buffered() > 0 {
-		if err := brw.Writer.Flush(); err != nil {
+		if err := brw.Flush(); err != nil {
 			conn.Close()
 			return nil, nil, fmt.Errorf("flush before hijack: %w", err)
 		}
@@ -52,7 +52,7 @@ func (w smallBufHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if n == 0 {
 		return conn, bufio.NewReadWriter(bufio.NewReaderSize(conn, w.readSize), bufio.NewWriterSize(conn, w.writeSize)), nil
 	}
-	pending, _ := brw.Reader.Peek(n) // n bytes are buffered: no error
+	pending, _ := brw.Peek(n) // n bytes are buffered: no error
 	// Move them into the new buffer: one fill takes them all and reads
 	// nothing from conn; later reads go to conn.
 	r := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(pending), conn), max(w.readSize, n))
