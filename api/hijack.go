@@ -15,30 +15,50 @@ import (
 // an idle stream's cost. A stream client sends only control frames (and
 // the read limit is small), so a small read buffer serves it; one write
 // buffer's worth of message goes out in one write, a larger message in two
-// (coder/websocket writes what does not fit straight from the message).
+// (coder/websocket writes what does not fit straight from the message);
+// in fan-out runs a 1 KiB and a 4 KiB writer did equally well (see
+// docs/BENCHMARKS.md), and each KiB here is a KiB per idle stream.
 const (
 	wsReadBufSize  = 512
 	wsWriteBufSize = 1 << 10
 )
 
-// smallBufHijacker wraps the ResponseWriter given to websocket.Accept (which
-// takes the first http.Hijacker it finds) so that the hijacked connection
-// gets buffers of the given sizes instead of net/http's.
+// smallBufs returns w wrapped so that a WebSocket accepted on it
+// (websocket.Accept takes the first http.Hijacker it finds) gets buffers of
+// the given sizes instead of net/http's. Without a Hijacker behind w (as
+// coder/websocket looks for one: w itself or through Unwrap) it returns w,
+// so that Accept answers 501 as before.
+func smallBufs(w http.ResponseWriter, readSize, writeSize int) http.ResponseWriter {
+	for rw := w; ; {
+		switch t := rw.(type) {
+		case http.Hijacker:
+			return smallBufHijacker{ResponseWriter: w, hj: t, readSize: readSize, writeSize: writeSize}
+		case interface{ Unwrap() http.ResponseWriter }:
+			rw = t.Unwrap()
+		default:
+			return w
+		}
+	}
+}
+
+// smallBufHijacker is smallBufs' wrapper; hj is the Hijacker found behind
+// the ResponseWriter.
 type smallBufHijacker struct {
 	http.ResponseWriter
+	hj                  http.Hijacker
 	readSize, writeSize int
 }
 
 // Unwrap lets http.ResponseController reach the wrapped ResponseWriter.
 func (w smallBufHijacker) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// Hijack hijacks the wrapped ResponseWriter and returns the connection with
-// fresh, small buffers. Bytes the client sent after the request that
-// net/http had already read (a pipelined first frame) are carried over
-// into the new read buffer, which grows to hold them when they do not fit;
-// anything left in net/http's write buffer is flushed first.
+// Hijack hijacks the connection and returns it with fresh, small buffers.
+// Bytes the client sent after the request that net/http had already read
+// (a pipelined first frame) are carried over into the new read buffer,
+// which grows to hold them when they do not fit; anything left in net/http's
+// write buffer is flushed first.
 func (w smallBufHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	conn, brw, err := w.hj.Hijack()
 	if err != nil {
 		return nil, nil, err
 	}

@@ -89,7 +89,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 // messages (the contract ignores them). A message over the read limit or a
 // broken frame ends the read, which ends this client only.
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, st *gateway.Stream) {
-	w = smallBufHijacker{ResponseWriter: w, readSize: wsReadBufSize, writeSize: wsWriteBufSize}
+	w = smallBufs(w, wsReadBufSize, wsWriteBufSize)
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{ceSubprotocol}})
 	if err != nil {
 		s.cfg.Logger.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)

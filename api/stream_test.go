@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -458,6 +459,25 @@ func TestStreamFramesPipelinedWithTheHandshakeAreKept(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Without a connection to hijack (an HTTP/2 or recorded response) the
+// upgrade is refused with 501 before any 101 is written, and the stream is
+// released.
+func TestStreamUpgradeWithoutHijackerIs501(t *testing.T) {
+	g := startGateway(t, func(o *options) { o.Hub.MaxClients = 1 })
+	for range 2 { // the second would find the hub full if the first leaked
+		req := httptest.NewRequestWithContext(t.Context(), http.MethodGet, "/v1/stream", nil)
+		req.Header.Set("Connection", "Upgrade")
+		req.Header.Set("Upgrade", "websocket")
+		req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+		req.Header.Set("Sec-WebSocket-Version", "13")
+		rec := httptest.NewRecorder()
+		g.Server.Config.Handler.ServeHTTP(rec, req)
+		if rec.Code != http.StatusNotImplemented {
+			t.Fatalf("status %d, want 501: %s", rec.Code, rec.Body)
+		}
 	}
 }
 
