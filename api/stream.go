@@ -89,17 +89,31 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 // messages (the contract ignores them). A message over the read limit or a
 // broken frame ends the read, which ends this client only.
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, st *gateway.Stream) {
+	w = smallBufs(w, wsReadBufSize, wsWriteBufSize)
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{ceSubprotocol}})
 	if err != nil {
 		s.cfg.Logger.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return // Accept has answered
 	}
 	conn.SetReadLimit(4 << 10)
+	sink := &wsSink{conn: conn}
+	if conn.Subprotocol() == ceSubprotocol {
+		sink.ce = s.ce
+	}
 	// The request's context is not to be used after a hijack: the stream
-	// lives until the peer goes (the reader ends) or the hub ends it.
-	ctx, peerGone := context.WithCancel(context.Background())
+	// lives until the peer goes (the reader calls peerGone) or the hub
+	// ends it. The serving goroutine waits for the reader, which is counted
+	// before either starts.
 	var reader sync.WaitGroup
-	reader.Go(func() {
+	reader.Add(1)
+	remote, logger := r.RemoteAddr, s.cfg.Logger
+	peerGone := st.Go(sink, func(err error) {
+		_ = conn.CloseNow() // unblocks the reader
+		reader.Wait()
+		logger.Debug("websocket stream ended", "remote", remote, "err", err)
+	})
+	go func() {
+		defer reader.Done()
 		defer peerGone()
 		for {
 			// Background: only closing the connection ends this read.
@@ -111,18 +125,7 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, st *gate
 				return
 			}
 		}
-	})
-	sink := &wsSink{conn: conn}
-	if conn.Subprotocol() == ceSubprotocol {
-		sink.ce = s.ce
-	}
-	remote, logger := r.RemoteAddr, s.cfg.Logger
-	st.Go(ctx, sink, func(err error) {
-		_ = conn.CloseNow() // unblocks the reader
-		reader.Wait()
-		peerGone()
-		logger.Debug("websocket stream ended", "remote", remote, "err", err)
-	})
+	}()
 }
 
 // wsSink writes a stream to a WebSocket: NDJSON, all that is ready in one

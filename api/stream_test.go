@@ -1,12 +1,17 @@
 package api_test
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -300,6 +305,29 @@ func TestStreamDeadPeerIsDroppedByPing(t *testing.T) {
 	}
 }
 
+// A client that answers pings stays connected ping after ping, and its
+// stream goes on.
+func TestStreamLivePeerAnswersPingsAndStays(t *testing.T) {
+	g := startGateway(t, func(o *options) {
+		o.Hub.PingInterval = 10 * time.Millisecond
+		o.Hub.PongTimeout = 5 * time.Second
+	})
+	// The client handles pings inside its reads, in this goroutine: the
+	// third ping publishes the event the read then gets. Each ping after
+	// the first was sent only once the previous one had its pong.
+	pings, published := 0, uint64(0)
+	s := g.dialStream(t, "/v1/stream", &websocket.DialOptions{OnPingReceived: func(context.Context, []byte) bool {
+		if pings++; pings == 3 {
+			published = g.publishN(t, "a.b", 1, "")
+		}
+		return true // answer it
+	}})
+	s.hello()
+	if l := s.next(); pings < 3 || l.Seq != published {
+		t.Fatalf("after 3 pings got %s", l)
+	}
+}
+
 func TestStreamCloudEventsSubprotocol(t *testing.T) {
 	g := startGateway(t)
 	conn, _, err := websocket.Dial(t.Context(), g.wsURL("/v1/stream?types=shop.>"), &websocket.DialOptions{Subprotocols: []string{"cloudevents.json"}})
@@ -384,6 +412,114 @@ func TestStreamClientMessagesAreIgnoredAndGarbageClosesOnlyThatClient(t *testing
 	if l := chatty.next(); l.Seq != seq {
 		t.Fatalf("chatty client got %s", l)
 	}
+}
+
+// A client may send frames right behind its handshake, before the 101
+// arrives. net/http has read them already when the connection is hijacked,
+// and the stream's own (smaller) buffers must keep them: whether they fit
+// its read buffer or need more than it holds.
+func TestStreamFramesPipelinedWithTheHandshakeAreKept(t *testing.T) {
+	g := startGateway(t)
+	for _, data := range []int{0, 2000} {
+		t.Run(fmt.Sprintf("data=%d", data), func(t *testing.T) {
+			conn, err := net.Dial("tcp", strings.TrimPrefix(g.URL, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+			out := []byte("GET /v1/stream HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+				"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+			if data > 0 { // a data message: the server reads and ignores it
+				out = appendClientFrame(out, 0x1, bytes.Repeat([]byte("d"), data))
+			}
+			out = appendClientFrame(out, 0x9, []byte("pipelined ping"))
+			if _, err := conn.Write(out); err != nil { // one write: one segment on loopback
+				t.Fatal(err)
+			}
+			br := bufio.NewReader(conn)
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+				t.Fatalf("handshake: %v %v", resp, err)
+			}
+			// The hello and the pong, in either order.
+			var hello, pong bool
+			for !hello || !pong {
+				op, payload, err := readServerFrame(br)
+				if err != nil {
+					t.Fatalf("read frame: %v (hello %v, pong %v)", err, hello, pong)
+				}
+				switch {
+				case op == 0x1 && bytes.HasPrefix(payload, []byte(`{"hello":`)):
+					hello = true
+				case op == 0xA && string(payload) == "pipelined ping":
+					pong = true
+				default:
+					t.Fatalf("unexpected frame: opcode %#x %q", op, payload)
+				}
+			}
+		})
+	}
+}
+
+// Without a connection to hijack (an HTTP/2 or recorded response) the
+// upgrade is refused with 501 before any 101 is written, and the stream is
+// released.
+func TestStreamUpgradeWithoutHijackerIs501(t *testing.T) {
+	g := startGateway(t, func(o *options) { o.Hub.MaxClients = 1 })
+	for range 2 { // the second would find the hub full if the first leaked
+		req := httptest.NewRequestWithContext(t.Context(), http.MethodGet, "/v1/stream", nil)
+		req.Header.Set("Connection", "Upgrade")
+		req.Header.Set("Upgrade", "websocket")
+		req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+		req.Header.Set("Sec-WebSocket-Version", "13")
+		rec := httptest.NewRecorder()
+		g.Server.Config.Handler.ServeHTTP(rec, req)
+		if rec.Code != http.StatusNotImplemented {
+			t.Fatalf("status %d, want 501: %s", rec.Code, rec.Body)
+		}
+	}
+}
+
+// appendClientFrame appends a final, masked client frame (RFC 6455 5.2).
+func appendClientFrame(b []byte, opcode byte, payload []byte) []byte {
+	b = append(b, 0x80|opcode)
+	if len(payload) < 126 {
+		b = append(b, 0x80|byte(len(payload)))
+	} else {
+		b = append(b, 0x80|126, byte(len(payload)>>8), byte(len(payload)))
+	}
+	key := [4]byte{0x12, 0x34, 0x56, 0x78}
+	b = append(b, key[:]...)
+	for i, c := range payload {
+		b = append(b, c^key[i%4])
+	}
+	return b
+}
+
+// readServerFrame reads one unmasked, unfragmented server frame.
+func readServerFrame(r io.Reader) (opcode byte, payload []byte, err error) {
+	var hdr [8]byte
+	if _, err := io.ReadFull(r, hdr[:2]); err != nil {
+		return 0, nil, err
+	}
+	n := uint64(hdr[1] & 0x7f)
+	switch n {
+	case 126:
+		if _, err := io.ReadFull(r, hdr[:2]); err != nil {
+			return 0, nil, err
+		}
+		n = uint64(binary.BigEndian.Uint16(hdr[:2]))
+	case 127:
+		if _, err := io.ReadFull(r, hdr[:8]); err != nil {
+			return 0, nil, err
+		}
+		n = binary.BigEndian.Uint64(hdr[:8])
+	}
+	opcode = hdr[0] & 0x0f
+	payload = make([]byte, n)
+	_, err = io.ReadFull(r, payload)
+	return opcode, payload, err
 }
 
 // The contract's slow-consumer rule: a client that does not read is cut off

@@ -178,3 +178,58 @@ func TestHubShutdownForcesStuckClients(t *testing.T) {
 		t.Fatalf("closed %q", c)
 	}
 }
+
+// Go serves in a goroutine of the hub's: its stop ends the stream as a
+// peer leaving does, done gets Serve's result, and the stream is released
+// once (Shutdown then finds none left).
+func TestHubGoStopEndsTheStream(t *testing.T) {
+	h := startHub(t, store.NewRing(100), gateway.HubConfig{})
+	st, err := h.Open(gateway.Subscription{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := newFakeSink()
+	done := make(chan error, 1)
+	stop := st.Go(sink, func(err error) { done <- err })
+	if got := <-sink.sent; len(got) != 1 { // hello
+		t.Fatalf("sent %v, want the hello line", got)
+	}
+	stop()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("done(%v), want context.Canceled", err)
+	}
+	if c := <-sink.closed; c != "abort: " {
+		t.Fatalf("closed %q", c)
+	}
+	stop()       // again, after the end: nothing happens
+	st.Release() // the goroutine released already
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if err := h.Shutdown(ctx); err != nil {
+		t.Fatalf("Shutdown = %v: the stream was not released exactly once", err)
+	}
+}
+
+// Shutdown's deadline force-closes a Go stream stuck in a write too.
+func TestHubGoShutdownForcesStuckStream(t *testing.T) {
+	h := startHub(t, store.NewRing(100), gateway.HubConfig{})
+	st, err := h.Open(gateway.Subscription{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := newFakeSink()
+	sink.gate = make(chan struct{}) // never opened
+	done := make(chan error, 1)
+	st.Go(sink, func(err error) { done <- err })
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if err := h.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown = %v, want the deadline", err)
+	}
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("done(%v), want context.Canceled", err)
+	}
+	if c := <-sink.closed; c != "abort: " {
+		t.Fatalf("closed %q", c)
+	}
+}
