@@ -20,8 +20,9 @@ import (
 const ceSubprotocol = "cloudevents.json"
 
 // streamRoutes adds /v1/stream to r: the request is checked and the client
-// registered with the hub before any upgrade, then the hub serves it in
-// this handler's goroutine through a Sink (wsSink or sseSink).
+// registered with the hub before any upgrade, then the hub serves it
+// through a Sink: wsSink in a goroutine of the hub's (Stream.Go), sseSink in
+// this handler's goroutine (Stream.Serve).
 func (s *Server) streamRoutes(r chi.Router) {
 	r.Get("/v1/stream", s.stream)
 }

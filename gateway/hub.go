@@ -89,10 +89,11 @@ type Drop struct {
 // Hub serves live streams: every client is a cursor over the log, so replay
 // and live are one code path and a slow client costs nobody else anything.
 //
-// A client is served by Stream.Serve in its caller's goroutine (the HTTP
-// handler's), which is the only goroutine that uses the client's Sink. The
-// hub tracks every open Stream: Shutdown flushes and closes them, and Run
-// returns only after every Serve has returned.
+// A client is served by one goroutine, the only one that uses its Sink:
+// the caller's with Stream.Serve (an SSE response, in its HTTP handler), or
+// one the hub owns with Stream.Go (a hijacked WebSocket, whose handler has
+// returned). The hub tracks every open Stream: Shutdown flushes and closes
+// them, and Run returns only after every one has ended.
 type Hub struct {
 	log     store.Log
 	cfg     HubConfig
