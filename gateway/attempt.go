@@ -26,6 +26,67 @@ type attemptJob struct {
 	body    []byte // the stored event JSON; immutable
 }
 
+// workerIdle is how long an attempt worker waits for work before it
+// exits. Long enough that a steady stream of events (one every second or
+// two will do) keeps the workers, and their grown stacks, alive; short
+// enough that an endpoint that went quiet soon holds no goroutines (the
+// soak test expects the idle gateway's goroutine count back within 10 s).
+const workerIdle = 2 * time.Second
+
+// submitLocked queues j for the endpoint's attempt workers and starts one
+// more worker when fewer are running than attempts are in flight (so no
+// attempt waits for a worker while another attempt runs). Called by the
+// endpoint goroutine with mu held, after counting j in inFlight.
+//
+// jobs has room for Concurrency attempts and inFlight, which counts every
+// queued one, never exceeds Concurrency, so the send does not block. Were
+// the slot accounting ever to let it fill, the attempt runs on a goroutine
+// of its own, as every attempt did before workers: the endpoint goroutine
+// never blocks, and no attempt is dropped.
+func (e *endpoint) submitLocked(j attemptJob) {
+	select {
+	case e.jobs <- j:
+	default:
+		e.workerWG.Go(func() { e.report(e.d.attempt(e.ctx, j)) })
+		return
+	}
+	if e.workers < min(e.inFlight, e.d.cfg.Concurrency) {
+		e.workers++
+		e.workerWG.Go(e.work)
+	}
+}
+
+// work is an attempt worker: it makes the attempts queued on jobs, one at
+// a time, and reports each on results. It exits when the endpoint stops,
+// or after workerIdle without work; it checks, under mu, that no attempt
+// was queued meanwhile counting on it (submitLocked starts another worker
+// once it has gone).
+func (e *endpoint) work() {
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		select {
+		case j := <-e.jobs:
+			e.report(e.d.attempt(e.ctx, j))
+			idle.Reset(workerIdle)
+		case <-idle.C:
+			e.mu.Lock()
+			if len(e.jobs) == 0 {
+				e.workers--
+				e.mu.Unlock()
+				return
+			}
+			e.mu.Unlock()
+			idle.Reset(workerIdle)
+		case <-e.ctx.Done():
+			e.mu.Lock()
+			e.workers--
+			e.mu.Unlock()
+			return
+		}
+	}
+}
+
 // attempt makes one delivery attempt on the dispatcher's lifecycle
 // context, bounded by the per-attempt timeout: POST the event, signed
 // afresh with this attempt's timestamp.
