@@ -1,12 +1,12 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -87,6 +87,63 @@ func (e *endpoint) work() {
 	}
 }
 
+// attemptHeader returns an attempt's request header: the webhook's custom
+// headers, then Content-Type, User-Agent and the three Standard Webhooks
+// headers signed at start. The header is made at its final size and every
+// value slice shares one backing array: this runs once per attempt.
+func attemptHeader(j attemptJob, start time.Time) http.Header {
+	const own = 5
+	h := make(http.Header, own+len(j.headers))
+	vals := make([]string, own+len(j.headers))
+	i := 0
+	set := func(k, v string) {
+		vals[i] = v
+		h[k] = vals[i : i+1 : i+1]
+		i++
+	}
+	for k, v := range j.headers { // validated: none is one the gateway sets
+		set(http.CanonicalHeaderKey(k), v)
+	}
+	set("Content-Type", "application/json")
+	set("User-Agent", "eventgate")
+	set(signature.HeaderID, j.msgID)
+	set(signature.HeaderTimestamp, strconv.FormatInt(start.Unix(), 10))
+	set(signature.HeaderSignature, signature.Header(j.secrets, j.msgID, start, j.body))
+	return h
+}
+
+// bodyReader is an attempt's request body: the stored event JSON, read
+// in place (one allocation, where bytes.NewReader and io.NopCloser make
+// two).
+type bodyReader struct {
+	b []byte
+	n int
+}
+
+func (r *bodyReader) Read(p []byte) (int, error) {
+	if r.n >= len(r.b) {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b[r.n:])
+	r.n += n
+	return n, nil
+}
+
+// WriteTo writes the rest in one call (io.Copy prefers it).
+func (r *bodyReader) WriteTo(w io.Writer) (int64, error) {
+	if r.n >= len(r.b) {
+		return 0, nil
+	}
+	n, err := w.Write(r.b[r.n:])
+	r.n += n
+	return int64(n), err
+}
+
+func (r *bodyReader) Close() error { return nil }
+
+// rewind is the request's GetBody: a fresh reader over the same bytes.
+func (r *bodyReader) rewind() (io.ReadCloser, error) { return &bodyReader{b: r.b}, nil }
+
 // attempt makes one delivery attempt on the dispatcher's lifecycle
 // context, bounded by the per-attempt timeout: POST the event, signed
 // afresh with this attempt's timestamp.
@@ -94,17 +151,15 @@ func (d *Dispatcher) attempt(ctx context.Context, j attemptJob) result {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
 	defer cancel()
 	r := result{dl: j.dl, manual: j.manual, start: time.Now()}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, j.url, bytes.NewReader(j.body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, j.url, nil)
 	if err != nil {
 		r.err = err
 		return r
 	}
-	for k, v := range j.headers { // validated: none is one the gateway sets
-		req.Header.Set(k, v)
-	}
-	req.Header["Content-Type"] = []string{"application/json"}
-	req.Header["User-Agent"] = []string{"eventgate"}
-	signature.SetHeaders(req.Header, j.secrets, j.msgID, r.start, j.body)
+	req.Header = attemptHeader(j, r.start)
+	req.ContentLength = int64(len(j.body))
+	body := &bodyReader{b: j.body}
+	req.Body, req.GetBody = body, body.rewind // the transport re-sends on a keep-alive connection that died
 	resp, err := d.client.Do(req)
 	if err != nil {
 		r.err, r.dur = err, time.Since(r.start)
@@ -115,8 +170,11 @@ func (d *Dispatcher) attempt(ctx context.Context, j attemptJob) result {
 		r.body, _ = io.ReadAll(io.LimitReader(resp.Body, respKeep))
 	}
 	// Drain a little so the connection can be reused; a longer body is
-	// cut off by Close, which costs the connection, not the endpoint.
-	_, _ = io.CopyN(io.Discard, resp.Body, respDrain)
+	// cut off by Close, which costs the connection, not the endpoint. (No
+	// body at all, as with 204, is NoBody: nothing to drain.)
+	if resp.Body != http.NoBody {
+		_, _ = io.CopyN(io.Discard, resp.Body, respDrain)
+	}
 	_ = resp.Body.Close()
 	r.dur = time.Since(r.start)
 	return r
