@@ -2,10 +2,13 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -160,7 +163,7 @@ func (d *Dispatcher) attempt(ctx context.Context, j attemptJob) result {
 	req.ContentLength = int64(len(j.body))
 	body := &bodyReader{b: j.body}
 	req.Body, req.GetBody = body, body.rewind // the transport re-sends on a keep-alive connection that died
-	resp, err := d.client.Do(req)
+	resp, err := d.send(req)
 	if err != nil {
 		r.err, r.dur = err, time.Since(r.start)
 		return r
@@ -178,6 +181,45 @@ func (d *Dispatcher) attempt(ctx context.Context, j attemptJob) result {
 	_ = resp.Body.Close()
 	r.dur = time.Since(r.start)
 	return r
+}
+
+// send does for an attempt what d.client.Do would, on the same transport,
+// without the client's per-request copies of the header and URL (it keeps
+// them to follow redirects, which attempts never do): Basic auth from the
+// URL's userinfo unless a custom Authorization header is set, and errors
+// wrapped in *url.Error with the password redacted, as Client.Do reports
+// them.
+func (d *Dispatcher) send(req *http.Request) (*http.Response, error) {
+	if u := req.URL.User; u != nil && req.Header.Get("Authorization") == "" {
+		pass, _ := u.Password()
+		req.Header["Authorization"] = []string{"Basic " + base64.StdEncoding.EncodeToString([]byte(u.Username()+":"+pass))}
+	}
+	resp, err := d.cfg.Transport.RoundTrip(req)
+	if err == nil && resp == nil {
+		err = fmt.Errorf("http: RoundTripper implementation (%T) returned a nil *Response with a nil error", d.cfg.Transport)
+	}
+	if err != nil {
+		if resp != nil && resp.Body != nil {
+			_ = resp.Body.Close()
+		}
+		if tlsErr, ok := err.(tls.RecordHeaderError); ok && string(tlsErr.RecordHeader[:]) == "HTTP/" {
+			err = http.ErrSchemeMismatch
+		}
+		return nil, &url.Error{Op: "Post", URL: stripPassword(req.URL), Err: err}
+	}
+	if resp.Body == nil {
+		resp.Body = http.NoBody
+	}
+	return resp, nil
+}
+
+// stripPassword is the URL as net/http's client quotes it in errors: the
+// password, if any, replaced by "***".
+func stripPassword(u *url.URL) string {
+	if _, ok := u.User.Password(); ok {
+		return strings.Replace(u.String(), u.User.String()+"@", u.User.Username()+":***@", 1)
+	}
+	return u.String()
 }
 
 // classify names an attempt's outcome and, for a failure, the last_error

@@ -132,3 +132,63 @@ func TestSlowEndpointDoesNotHoldUpAnother(t *testing.T) {
 		t.Fatalf("the slow receiver saw %d requests, want at most Concurrency (2)", h)
 	}
 }
+
+// TestAttemptAuthAndErrors: an attempt sends Basic auth from the URL's
+// userinfo (a custom Authorization header wins), and a failed attempt's
+// last_error quotes the URL with its password hidden, as net/http's
+// client does.
+func TestAttemptAuthAndErrors(t *testing.T) {
+	auth := make(chan string, 2)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth <- r.Header.Get("Authorization")
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close() // nothing listens there now
+
+	ring := store.NewRing(100)
+	pub := gateway.NewPublisher(ring)
+	d := gateway.NewDispatcher(pub, gateway.DispatcherConfig{AllowPrivateTargets: true, Schedule: []time.Duration{time.Hour}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() { cancel(); <-done; _ = ring.Close() }()
+	userURL := strings.Replace(srv.URL, "http://", "http://ann:s3cret@", 1)
+	if _, err := d.Create(ctx, store.Webhook{URL: userURL, Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Create(ctx, store.Webhook{URL: userURL, Enabled: true, Headers: map[string]string{"authorization": "Bearer tok"}}); err != nil {
+		t.Fatal(err)
+	}
+	bad, err := d.Create(ctx, store.Webhook{URL: strings.Replace(closed.URL, "http://", "http://ann:s3cret@", 1), Enabled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tail, err := d.TailDeliveries(bad.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tail.Close()
+	publishN(t, pub, 1)
+	got := map[string]bool{}
+	for range 2 {
+		select {
+		case a := <-auth:
+			got[a] = true
+		case <-time.After(10 * time.Second):
+			t.Fatalf("only %v arrived", got)
+		}
+	}
+	if !got["Basic YW5uOnMzY3JldA=="] || !got["Bearer tok"] {
+		t.Fatalf("Authorization headers %v, want Basic ann:s3cret and the custom Bearer tok", got)
+	}
+	select {
+	case a, ok := <-tail.C:
+		if !ok || !strings.HasPrefix(a.Error, `connection error: Post "http://ann:***@`) || strings.Contains(a.Error, "s3cret") {
+			t.Fatalf("last_error %q (open %v): want the client's wording with the password hidden", a.Error, ok)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no failed attempt reported")
+	}
+}
