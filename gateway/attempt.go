@@ -176,7 +176,7 @@ func (d *Dispatcher) send(req *http.Request) (*http.Response, error) {
 		if resp != nil && resp.Body != nil {
 			_ = resp.Body.Close()
 		}
-		if tlsErr, ok := err.(tls.RecordHeaderError); ok && string(tlsErr.RecordHeader[:]) == "HTTP/" {
+		if tlsErr := (tls.RecordHeaderError{}); errors.As(err, &tlsErr) && string(tlsErr.RecordHeader[:]) == "HTTP/" {
 			err = http.ErrSchemeMismatch
 		}
 		return nil, &url.Error{Op: "Post", URL: stripPassword(req.URL), Err: err}
