@@ -3,10 +3,14 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -26,6 +30,92 @@ type attemptJob struct {
 	body    []byte // the stored event JSON; immutable
 }
 
+// workerIdle is how long an attempt worker waits for work before it
+// exits. Long enough that a steady stream of events (one every second or
+// two will do) keeps the workers, and their grown stacks, alive; short
+// enough that an endpoint that went quiet soon holds no goroutines (the
+// soak test expects the idle gateway's goroutine count back within 10 s).
+const workerIdle = 2 * time.Second
+
+// submitLocked queues j for the endpoint's attempt workers and starts one
+// more worker when fewer are running than attempts are in flight (so no
+// attempt waits for a worker while another attempt runs). Called by the
+// endpoint goroutine with mu held, after counting j in inFlight.
+//
+// jobs has room for Concurrency attempts and inFlight, which counts every
+// queued one, never exceeds Concurrency, so the send does not block. Were
+// the slot accounting ever to let it fill, the attempt runs on a goroutine
+// of its own, as every attempt did before workers: the endpoint goroutine
+// never blocks, and no attempt is dropped.
+func (e *endpoint) submitLocked(j attemptJob) {
+	select {
+	case e.jobs <- j:
+	default:
+		e.workerWG.Go(func() { e.report(e.d.attempt(e.ctx, j)) })
+		return
+	}
+	if e.workers < min(e.inFlight, e.d.cfg.Concurrency) {
+		e.workers++
+		e.workerWG.Go(e.work)
+	}
+}
+
+// work is an attempt worker: it makes the attempts queued on jobs, one at
+// a time, and reports each on results. It exits when the endpoint stops,
+// or after workerIdle without work; it checks, under mu, that no attempt
+// was queued meanwhile counting on it (submitLocked starts another worker
+// once it has gone).
+func (e *endpoint) work() {
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		select {
+		case j := <-e.jobs:
+			e.report(e.d.attempt(e.ctx, j))
+			idle.Reset(workerIdle)
+		case <-idle.C:
+			e.mu.Lock()
+			if len(e.jobs) == 0 {
+				e.workers--
+				e.mu.Unlock()
+				return
+			}
+			e.mu.Unlock()
+			idle.Reset(workerIdle)
+		case <-e.ctx.Done():
+			e.mu.Lock()
+			e.workers--
+			e.mu.Unlock()
+			return
+		}
+	}
+}
+
+// attemptHeader returns an attempt's request header: the webhook's custom
+// headers, then Content-Type, User-Agent and the three Standard Webhooks
+// headers signed at start. The header is made at its final size and every
+// value slice shares one backing array: this runs once per attempt.
+func attemptHeader(j attemptJob, start time.Time) http.Header {
+	const own = 5
+	h := make(http.Header, own+len(j.headers))
+	vals := make([]string, own+len(j.headers))
+	i := 0
+	set := func(k, v string) {
+		vals[i] = v
+		h[k] = vals[i : i+1 : i+1]
+		i++
+	}
+	for k, v := range j.headers { // validated: none is one the gateway sets
+		set(http.CanonicalHeaderKey(k), v)
+	}
+	set("Content-Type", "application/json")
+	set("User-Agent", "eventgate")
+	set(signature.HeaderID, j.msgID)
+	set(signature.HeaderTimestamp, strconv.FormatInt(start.Unix(), 10))
+	set(signature.HeaderSignature, signature.Header(j.secrets, j.msgID, start, j.body))
+	return h
+}
+
 // attempt makes one delivery attempt on the dispatcher's lifecycle
 // context, bounded by the per-attempt timeout: POST the event, signed
 // afresh with this attempt's timestamp.
@@ -33,18 +123,21 @@ func (d *Dispatcher) attempt(ctx context.Context, j attemptJob) result {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
 	defer cancel()
 	r := result{dl: j.dl, manual: j.manual, start: time.Now()}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, j.url, bytes.NewReader(j.body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, j.url, nil)
 	if err != nil {
 		r.err = err
 		return r
 	}
-	for k, v := range j.headers { // validated: none is one the gateway sets
-		req.Header.Set(k, v)
+	req.Header = attemptHeader(j, r.start)
+	req.ContentLength = int64(len(j.body))
+	// An io.NopCloser'd *bytes.Reader, not a leaner type of our own:
+	// net/http knows it is in memory and writes the headers and the body
+	// in one syscall (any other body gets the headers flushed first).
+	req.Body = io.NopCloser(bytes.NewReader(j.body))
+	req.GetBody = func() (io.ReadCloser, error) { // the transport re-sends on a keep-alive connection that died
+		return io.NopCloser(bytes.NewReader(j.body)), nil
 	}
-	req.Header["Content-Type"] = []string{"application/json"}
-	req.Header["User-Agent"] = []string{"eventgate"}
-	signature.SetHeaders(req.Header, j.secrets, j.msgID, r.start, j.body)
-	resp, err := d.client.Do(req)
+	resp, err := d.send(req)
 	if err != nil {
 		r.err, r.dur = err, time.Since(r.start)
 		return r
@@ -54,11 +147,53 @@ func (d *Dispatcher) attempt(ctx context.Context, j attemptJob) result {
 		r.body, _ = io.ReadAll(io.LimitReader(resp.Body, respKeep))
 	}
 	// Drain a little so the connection can be reused; a longer body is
-	// cut off by Close, which costs the connection, not the endpoint.
-	_, _ = io.CopyN(io.Discard, resp.Body, respDrain)
+	// cut off by Close, which costs the connection, not the endpoint. (No
+	// body at all, as with 204, is NoBody: nothing to drain.)
+	if resp.Body != http.NoBody {
+		_, _ = io.CopyN(io.Discard, resp.Body, respDrain)
+	}
 	_ = resp.Body.Close()
 	r.dur = time.Since(r.start)
 	return r
+}
+
+// send does for an attempt what d.client.Do would, on the same transport,
+// without the client's per-request copies of the header and URL (it keeps
+// them to follow redirects, which attempts never do): Basic auth from the
+// URL's userinfo unless a custom Authorization header is set, and errors
+// wrapped in *url.Error with the password redacted, as Client.Do reports
+// them.
+func (d *Dispatcher) send(req *http.Request) (*http.Response, error) {
+	if u := req.URL.User; u != nil && req.Header.Get("Authorization") == "" {
+		pass, _ := u.Password()
+		req.Header["Authorization"] = []string{"Basic " + base64.StdEncoding.EncodeToString([]byte(u.Username()+":"+pass))}
+	}
+	resp, err := d.cfg.Transport.RoundTrip(req)
+	if err == nil && resp == nil {
+		err = fmt.Errorf("http: RoundTripper implementation (%T) returned a nil *Response with a nil error", d.cfg.Transport)
+	}
+	if err != nil {
+		if resp != nil && resp.Body != nil {
+			_ = resp.Body.Close()
+		}
+		if tlsErr := (tls.RecordHeaderError{}); errors.As(err, &tlsErr) && string(tlsErr.RecordHeader[:]) == "HTTP/" {
+			err = http.ErrSchemeMismatch
+		}
+		return nil, &url.Error{Op: "Post", URL: stripPassword(req.URL), Err: err}
+	}
+	if resp.Body == nil {
+		resp.Body = http.NoBody
+	}
+	return resp, nil
+}
+
+// stripPassword is the URL as net/http's client quotes it in errors: the
+// password, if any, replaced by "***".
+func stripPassword(u *url.URL) string {
+	if _, ok := u.User.Password(); ok {
+		return strings.Replace(u.String(), u.User.String()+"@", u.User.Username()+":***@", 1)
+	}
+	return u.String()
 }
 
 // classify names an attempt's outcome and, for a failure, the last_error

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -385,7 +386,11 @@ func (d *Dispatcher) endpoint(id string) (*endpoint, error) {
 // msgID is the webhook-id of the event stored under seq: the same for
 // every attempt and every endpoint, and unique across log lifetimes.
 func (d *Dispatcher) msgID(seq uint64) string {
-	return fmt.Sprintf("msg_%s_%d", d.epoch, seq)
+	var buf [64]byte
+	b := append(buf[:0], "msg_"...)
+	b = append(b, d.epoch...)
+	b = append(b, '_')
+	return string(strconv.AppendUint(b, seq, 10))
 }
 
 // CheckURL reports whether raw may be a webhook URL: absolute http(s),

@@ -16,17 +16,22 @@ import (
 // endpoint is one webhook's cursor over the log. Its goroutine (run) is the
 // only one that moves the cursor, starts attempts and records their
 // results; the API and the retry heap hand it work through due and kick.
-// Attempt goroutines (at most Concurrency) report on results.
+// Its attempt workers (at most Concurrency, see work) take attempts from
+// jobs and report on results; run starts them and waits for them.
 type endpoint struct {
 	d       *Dispatcher
 	id      string
 	ctx     context.Context // cancelled by Delete and by the dispatcher's stop
 	cancel  context.CancelFunc
-	kick    chan struct{} // 1-slot: due work or the config changed
-	results chan result   // capacity Concurrency: attempt goroutines never block
-	drained chan struct{} // closed once idle while draining, or on exit
-	soon    atomic.Int64  // heap entries this endpoint must wait for while draining
-	started bool          // guarded by d.mu
+	kick    chan struct{}   // 1-slot: due work or the config changed
+	jobs    chan attemptJob // capacity Concurrency: attempts not yet picked up by a worker
+	results chan result     // capacity Concurrency+1: workers never block
+	drained chan struct{}   // closed once idle while draining, or on exit
+	soon    atomic.Int64    // heap entries this endpoint must wait for while draining
+	started bool            // guarded by d.mu
+	// workerWG counts the attempt workers and handshakes; run waits for
+	// it before it returns.
+	workerWG sync.WaitGroup
 
 	drainOnce sync.Once
 
@@ -56,6 +61,7 @@ type endpoint struct {
 	cursor       uint64
 	due          []dueItem // retries that fell due and manual retries, in order
 	inFlight     int
+	workers      int // attempt workers running (idle or busy), at most Concurrency
 	retrying     int // heap entries + due retries
 	inSystem     int // taken and not yet at a final outcome
 	succeeded    uint64
@@ -118,6 +124,7 @@ func (d *Dispatcher) newEndpoint(w store.Webhook, cursor uint64) (*endpoint, err
 		d:       d,
 		id:      w.ID,
 		kick:    make(chan struct{}, 1),
+		jobs:    make(chan attemptJob, d.cfg.Concurrency),
 		results: make(chan result, d.cfg.Concurrency+1), // + one handshake
 		drained: make(chan struct{}),
 		cursor:  cursor,
@@ -189,8 +196,7 @@ func (e *endpoint) apply(w store.Webhook, newest bool) (uint64, error) {
 
 // report hands an attempt's result to the endpoint's goroutine, or drops
 // it once the endpoint has stopped (deleted, or the dispatcher stopped):
-// an attempt goroutine never outlives its endpoint by more than its own
-// request.
+// a worker never outlives its endpoint by more than its own request.
 func (e *endpoint) report(r result) {
 	select {
 	case e.results <- r:
@@ -225,6 +231,7 @@ func (e *endpoint) remove() {
 // limit token, the previous secret's expiry, a handshake retry.
 func (e *endpoint) run() {
 	defer e.drainOnce.Do(func() { close(e.drained) })
+	defer e.workerWG.Wait() // they stop on ctx, which ended the loop
 	var buf []store.Record
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -435,15 +442,14 @@ func (e *endpoint) addLocked(dl *delivery) {
 	}
 }
 
-// launchLocked starts one attempt of dl on its own goroutine, taking a
-// rate-limit token.
+// launchLocked hands one attempt of dl to the endpoint's workers, taking
+// a rate-limit token. Called by the endpoint goroutine only.
 func (e *endpoint) launchLocked(dl *delivery, manual bool) {
 	e.inFlight++
 	e.bucket.take()
 	dl.busy = true
-	j := attemptJob{dl: dl, manual: manual, url: e.hook.URL, secrets: e.secrets, headers: e.headers,
-		msgID: e.d.msgID(dl.EventSeq), body: dl.rec.JSON}
-	e.d.wg.Go(func() { e.report(e.d.attempt(e.ctx, j)) })
+	e.submitLocked(attemptJob{dl: dl, manual: manual, url: e.hook.URL, secrets: e.secrets, headers: e.headers,
+		msgID: e.d.msgID(dl.EventSeq), body: dl.rec.JSON})
 }
 
 // finish records the outcome of one attempt.

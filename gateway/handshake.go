@@ -64,7 +64,7 @@ func (e *endpoint) handshakeLocked(now time.Time, draining bool) time.Time {
 	}
 	e.hs.busy = true
 	url, headers, rate, gen := e.hook.URL, e.headers, e.hook.RateLimit, e.hs.gen
-	e.d.wg.Go(func() { e.report(e.d.handshake(e.ctx, url, headers, rate, gen)) })
+	e.workerWG.Go(func() { e.report(e.d.handshake(e.ctx, url, headers, rate, gen)) })
 	return time.Time{}
 }
 
