@@ -234,7 +234,7 @@ func (s *Server) decodeBatch(body []byte) (events []store.Event, ok bool) {
 	if tok, err := dec.ReadToken(); err != nil || tok.Kind() != ']' {
 		return nil, false
 	}
-	if _, err := dec.ReadToken(); err != io.EOF {
+	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
 		return nil, false
 	}
 	return events, len(events) > 0
@@ -272,7 +272,7 @@ func (s *Server) decodeBatchReporting(body []byte) ([]store.Event, *Problem) {
 	if _, err := dec.ReadToken(); err != nil { // ']'
 		return nil, badJSON(err.Error())
 	}
-	if _, err := dec.ReadToken(); err != io.EOF {
+	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
 		return nil, badJSON("unexpected data after the JSON value")
 	}
 	if p := s.checkBatchSize(len(events)); p != nil {
