@@ -144,8 +144,13 @@ func (s *Server) publish(w http.ResponseWriter, ctx context.Context, events []st
 		fail(w, http.StatusServiceUnavailable, "the gateway is shutting down and accepts no new events")
 		return
 	case err != nil:
+		// The store did not take the batch (with NATS: no quorum, a
+		// leader election, a timeout). A client retries a 503; events
+		// with an id are de-duplicated should the write have landed
+		// after all.
 		s.cfg.Logger.Error("publish failed", "err", err, "events", len(events))
-		fail(w, http.StatusInternalServerError, "the events could not be stored")
+		w.Header().Set("Retry-After", "1")
+		fail(w, http.StatusServiceUnavailable, "the event store did not confirm the write; retry (events with an id are de-duplicated)")
 		return
 	}
 	status, dups := http.StatusAccepted, 0

@@ -66,7 +66,8 @@ type natsStore struct {
 	Conn     *nats.Conn
 	Stream   string // also names the prefix, the bucket and the delivery log
 	Memory   bool
-	Replicas int // default 1
+	Replicas int           // default 1
+	Timeout  time.Duration // each JetStream call; default natsjs.DefaultTimeout
 }
 
 // natsSuite is the connection the NATS pass of the API suite runs on
@@ -93,7 +94,7 @@ func startGateway(t testing.TB, tweak ...func(*options)) *testGateway {
 	if o.NATS != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		l, err := natsjs.Open(ctx, natsjs.Config{Conn: o.NATS.Conn, Stream: o.NATS.Stream, Prefix: strings.ToLower(o.NATS.Stream),
-			Memory: o.NATS.Memory, MaxMsgs: int64(o.Capacity), Replicas: o.NATS.replicas()})
+			Memory: o.NATS.Memory, MaxMsgs: int64(o.Capacity), Replicas: o.NATS.replicas(), Timeout: o.NATS.Timeout})
 		if err == nil && o.Disp.Webhooks == nil {
 			o.Disp.Webhooks, err = l.OpenWebhooks(ctx)
 		}

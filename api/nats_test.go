@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -87,5 +88,32 @@ func TestSuiteOnNATS(t *testing.T) {
 		{"WebhookReplayRange", TestWebhookReplayRange},
 	} {
 		t.Run(tc.name, tc.fn)
+	}
+}
+
+// TestIngestWhileTheStoreIsDown: a batch the store does not confirm (its
+// NATS server is gone) is refused with 503 and Retry-After, which clients
+// retry, not a 500.
+func TestIngestWhileTheStoreIsDown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("NATS")
+	}
+	srv := startNATS(t)
+	nc, err := srv.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	g := startGateway(t, func(o *options) {
+		o.NATS = &natsStore{Conn: nc, Stream: "DOWN", Memory: true, Timeout: 500 * time.Millisecond}
+	})
+	resp, body := g.postJSON(t, "/v1/events", `{"type":"a.b","data":1}`)
+	wantStatus(t, resp, body, http.StatusAccepted)
+
+	srv.Shutdown()
+	resp, body = g.postJSON(t, "/v1/events", `{"type":"a.b","data":2}`)
+	wantProblem(t, resp, body, http.StatusServiceUnavailable, "unavailable")
+	if resp.Header.Get("Retry-After") == "" {
+		t.Fatal("503 without Retry-After")
 	}
 }
