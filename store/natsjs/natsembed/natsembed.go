@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
 )
 
 // Config configures Start. Zero fields mean the documented defaults.
@@ -159,13 +160,16 @@ func (g logger) Fatalf(format string, v ...any)  { g.l.Error(fmt.Sprintf(format,
 func (g logger) Debugf(format string, v ...any)  { g.l.Debug(fmt.Sprintf(format, v...)) }
 func (g logger) Tracef(format string, v ...any)  {}
 
-// StartCluster starts len(dataDirs) servers named n0, n1, … that form the
-// NATS cluster name on 127.0.0.1, each with a free client port, and waits
-// until JetStream is clustered or ctx ends. A JetStream cluster needs every
-// route up front, so the route ports are picked first (a port could be
-// taken between the pick and the bind: the start then fails). On error the
-// servers already started are shut down.
+// StartCluster starts len(dataDirs) servers named n0, n1, … that form a
+// NATS cluster on 127.0.0.1, each with a free client port, and waits until
+// JetStream is clustered or ctx ends. A JetStream cluster needs every route
+// up front, so the route ports are picked first (a port could be taken
+// between the pick and the bind: the start then fails). The cluster's name
+// is name and a unique suffix, so that a route reaching a cluster of
+// another process (whose server took a picked port) is refused instead of
+// merging the two. On error the servers already started are shut down.
 func StartCluster(ctx context.Context, name string, dataDirs []string) ([]*Server, error) {
+	name += "-" + nuid.Next()
 	ports := make([]int, len(dataDirs))
 	routes := make([]string, len(dataDirs))
 	var held []net.Listener // held until every port is picked, so none repeats
