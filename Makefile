@@ -38,8 +38,11 @@ lint:
 BENCH ?= .
 LOADTIME ?= 5s
 BENCHSTAT = $(shell $(GO) env GOPATH)/bin/benchstat
+CENTRIFUGO = $(shell $(GO) env GOPATH)/bin/centrifugo
 bench:
 	@test -x $(BENCHSTAT) || $(GO) install golang.org/x/perf/cmd/benchstat@latest
+	@test -x $(CENTRIFUGO) || command -v centrifugo >/dev/null 2>&1 || \
+		$(GO) install github.com/centrifugal/centrifugo/v6@v6.9.1
 	@if [ -f bench.txt ]; then mv bench.txt bench.old.txt; fi
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count 6 ./... | tee bench.txt
 	@if [ -f bench.old.txt ]; then $(BENCHSTAT) bench.old.txt bench.txt; else $(BENCHSTAT) bench.txt; fi
