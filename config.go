@@ -31,6 +31,7 @@ type config struct {
 	EndpointConcurrency int
 	MaxRetrying         int
 	DisableAfter        time.Duration
+	WebhookOrigin       string
 	StreamQueue         int
 	MaxInflight         int
 	MaxStreams          int
@@ -91,6 +92,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	def("max-retrying", "GATEWAY_MAX_RETRYING")
 	fs.DurationVar(&c.DisableAfter, "disable-after", 72*time.Hour, "continuous failure after which a webhook is disabled")
 	def("disable-after", "GATEWAY_DISABLE_AFTER")
+	fs.StringVar(&c.WebhookOrigin, "webhook-origin", "", "WebHook-Request-Origin of validation handshakes: this gateway's public host name (default: the machine's host name)")
+	def("webhook-origin", "GATEWAY_WEBHOOK_ORIGIN")
 	fs.IntVar(&c.StreamQueue, "stream-queue", 10000, "events a stream client may lag before it is cut off")
 	def("stream-queue", "GATEWAY_STREAM_QUEUE")
 	fs.IntVar(&c.MaxInflight, "max-inflight", 1024, "API requests handled at once (streams excluded); more get 503 with Retry-After")

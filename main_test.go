@@ -51,12 +51,13 @@ func TestParseConfigDefaults(t *testing.T) {
 func TestParseConfigEnvAndFlags(t *testing.T) {
 	c, err := parseConfig([]string{"--buffer-size", "50", "--api-key", "a", "--api-key", "b"},
 		env("GATEWAY_BUFFER_SIZE", "999", "GATEWAY_MAX_BATCH", "7", "GATEWAY_MAX_BODY", "64KiB", "GATEWAY_API_KEYS", "x,y",
-			"GATEWAY_RETRY_SCHEDULE", "1s, 2s", "GATEWAY_ADDR", "0.0.0.0:9", "GATEWAY_INSECURE", "true"), io.Discard)
+			"GATEWAY_RETRY_SCHEDULE", "1s, 2s", "GATEWAY_ADDR", "0.0.0.0:9", "GATEWAY_INSECURE", "true",
+			"GATEWAY_WEBHOOK_ORIGIN", "events.example.com"), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.BufferSize != 50 || c.MaxBatch != 7 || c.MaxBody != 64<<10 || strings.Join(c.APIKeys, ",") != "a,b" ||
-		len(c.RetrySchedule) != 2 || c.Addr != "0.0.0.0:9" || !c.Insecure {
+		len(c.RetrySchedule) != 2 || c.Addr != "0.0.0.0:9" || !c.Insecure || c.WebhookOrigin != "events.example.com" {
 		t.Fatalf("config = %+v (flags must win over env)", c)
 	}
 	c, err = parseConfig(nil, env("GATEWAY_API_KEYS", "x, y"), io.Discard)
@@ -108,7 +109,7 @@ func TestHelpListsEveryFlagWithItsEnvTwin(t *testing.T) {
 	}
 	for _, f := range []string{"addr", "api-key", "insecure", "log-format", "buffer-size", "max-body", "max-batch",
 		"allow-private-targets", "retry-schedule", "delivery-timeout", "endpoint-concurrency", "max-retrying",
-		"disable-after", "stream-queue", "shutdown-timeout", "store", "debug-addr", "max-inflight", "max-streams", "max-webhooks", "ingest-rate", "read-header-timeout",
+		"disable-after", "stream-queue", "shutdown-timeout", "store", "debug-addr", "max-inflight", "max-streams", "max-webhooks", "ingest-rate", "read-header-timeout", "webhook-origin",
 		"nats-url", "nats-embedded", "data-dir", "retention", "nats-replicas", "nats-creds", "nats-tls-ca"} {
 		twin := "GATEWAY_" + strings.ToUpper(strings.ReplaceAll(f, "-", "_"))
 		if f == "api-key" {

@@ -60,6 +60,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		MaxRetrying:         cfg.MaxRetrying,
 		MaxWebhooks:         cfg.MaxWebhooks,
 		DisableAfter:        cfg.DisableAfter,
+		Origin:              cfg.WebhookOrigin,
 		AllowPrivateTargets: cfg.AllowPrivateTargets,
 		Logger:              logger,
 		Registerer:          reg,
