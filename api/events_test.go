@@ -405,10 +405,20 @@ func TestOperations(t *testing.T) {
 	if !bytes.Contains(body, []byte("<html")) {
 		t.Fatal("/ does not serve the dashboard")
 	}
-	resp, body = g.do(t, http.MethodGet, "/v1/nothing", "", nil)
-	wantProblem(t, resp, body, http.StatusNotFound, "not-found")
-	resp, body = g.do(t, http.MethodDelete, "/v1/events", "", nil)
-	wantProblem(t, resp, body, http.StatusMethodNotAllowed, "method-not-allowed")
+	// Unknown API paths are 404 for every method; a known path with the
+	// wrong method is 405.
+	for _, c := range []struct{ method, path string }{
+		{http.MethodGet, "/v1/nothing"}, {http.MethodPost, "/v1/nothing"}, {http.MethodPut, "/v1/nothing/x"}, {http.MethodGet, "/v1"},
+	} {
+		resp, body = g.do(t, c.method, c.path, "", nil)
+		wantProblem(t, resp, body, http.StatusNotFound, "not-found")
+	}
+	for _, c := range []struct{ method, path string }{
+		{http.MethodDelete, "/v1/events"}, {http.MethodPost, "/v1/events/5"},
+	} {
+		resp, body = g.do(t, c.method, c.path, "", nil)
+		wantProblem(t, resp, body, http.StatusMethodNotAllowed, "method-not-allowed")
+	}
 
 	// Draining: readyz and ingest answer 503, reads still work.
 	if err := g.Pub.Shutdown(t.Context()); err != nil {

@@ -19,12 +19,12 @@ import (
 // ceSubprotocol is the CloudEvents WebSocket binding's JSON subprotocol.
 const ceSubprotocol = "cloudevents.json"
 
-// streamRoutes adds /v1/stream to r: the request is checked and the client
+// streamRoutes adds /stream to r, the /v1 router: the request is checked and the client
 // registered with the hub before any upgrade, then the hub serves it
 // through a Sink: wsSink in a goroutine of the hub's (Stream.Go), sseSink in
 // this handler's goroutine (Stream.Serve).
 func (s *Server) streamRoutes(r chi.Router) {
-	r.Get("/v1/stream", s.stream)
+	r.Get("/stream", s.stream)
 }
 
 // stream handles GET /v1/stream.

@@ -16,17 +16,17 @@ import (
 	jsonv2 "github.com/go-json-experiment/json"
 )
 
-// webhookRoutes adds the /v1/webhooks routes to r.
+// webhookRoutes adds the /webhooks routes to r, the /v1 router.
 func (s *Server) webhookRoutes(r chi.Router) {
-	r.Post("/v1/webhooks", s.createWebhook)
-	r.Get("/v1/webhooks", s.listWebhooks)
-	r.Get("/v1/webhooks/{id}", s.getWebhook)
-	r.Patch("/v1/webhooks/{id}", s.updateWebhook)
-	r.Delete("/v1/webhooks/{id}", s.deleteWebhook)
-	r.Get("/v1/webhooks/{id}/deliveries", s.listDeliveries)
-	r.Post("/v1/webhooks/{id}/deliveries/{delivery_id}/retry", s.retryDelivery)
-	r.Post("/v1/webhooks/{id}/rotate-secret", s.rotateSecret)
-	r.Post("/v1/webhooks/{id}/replay", s.replayWebhook)
+	r.Post("/webhooks", s.createWebhook)
+	r.Get("/webhooks", s.listWebhooks)
+	r.Get("/webhooks/{id}", s.getWebhook)
+	r.Patch("/webhooks/{id}", s.updateWebhook)
+	r.Delete("/webhooks/{id}", s.deleteWebhook)
+	r.Get("/webhooks/{id}/deliveries", s.listDeliveries)
+	r.Post("/webhooks/{id}/deliveries/{delivery_id}/retry", s.retryDelivery)
+	r.Post("/webhooks/{id}/rotate-secret", s.rotateSecret)
+	r.Post("/webhooks/{id}/replay", s.replayWebhook)
 }
 
 // webhookCreate is the body of POST /v1/webhooks.
