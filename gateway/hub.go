@@ -442,6 +442,9 @@ func (s *Stream) open() {
 func (s *Stream) sendReady(ctx context.Context, sink Sink) (done bool, _ error) {
 	h := s.h
 	for {
+		if ctx.Err() != nil { // forced or gone, even if the log's Read would not say so
+			return true, s.end(sink, CloseAbort, h.goneReason(), ctx.Err(), "")
+		}
 		bp := batches.Get().(*[]store.Record)
 		page, err := h.log.Read(ctx, s.cursor, h.cfg.MaxBatch, s.sub.Filter, (*bp)[:0])
 		putBatch := func() {
@@ -464,14 +467,15 @@ func (s *Stream) sendReady(ctx context.Context, sink Sink) (done bool, _ error) 
 		if page.Gap != nil {
 			s.meta = append(s.meta, Meta{Kind: MetaGap, Gap: *page.Gap})
 		}
-		recs, next := page.Records, page.Next
-		if s.flushing && next > s.flushTo {
-			// Ingest went on after Shutdown (it should have stopped):
-			// send up to what newest was then, no further.
+		recs, next, newest := page.Records, page.Next, page.Newest
+		if s.flushing && newest > s.flushTo {
+			// The log grew after the stream saw the shutdown (another
+			// gateway sharing it goes on ingesting): send up to what newest
+			// was then, no further; what came after is not behind.
 			for len(recs) > 0 && recs[len(recs)-1].Seq > s.flushTo {
 				recs = recs[:len(recs)-1]
 			}
-			next = s.flushTo
+			next, newest = min(next, s.flushTo), s.flushTo
 		}
 		if n, size := 0, 0; len(recs) > 1 {
 			for n < len(recs) && (n == 0 || size+len(recs[n].JSON) <= h.cfg.MaxMessageBytes) {
@@ -484,7 +488,7 @@ func (s *Stream) sendReady(ctx context.Context, sink Sink) (done bool, _ error) 
 		}
 
 		// What this send takes is not lag: only what remains behind it.
-		lag := satSub(page.Newest, max(next, s.start))
+		lag := satSub(newest, max(next, s.start))
 		if lag > uint64(h.cfg.Queue) {
 			putBatch()
 			return true, s.cutSlow(sink, lag)
@@ -516,7 +520,7 @@ func (s *Stream) sendReady(ctx context.Context, sink Sink) (done bool, _ error) 
 		}
 		s.cursor = next
 
-		if s.cursor < page.Newest {
+		if s.cursor < newest {
 			continue // more is ready: no need to wait
 		}
 		if s.flushing && s.cursor >= s.flushTo {

@@ -233,3 +233,58 @@ func TestHubGoShutdownForcesStuckStream(t *testing.T) {
 		t.Fatalf("closed %q", c)
 	}
 }
+
+// growingLog is a ring whose Bounds, once armed, lets a few events be
+// appended right after it answers: as when another gateway sharing the log
+// goes on ingesting while this one shuts down.
+type growingLog struct {
+	*store.Ring
+	armed atomic.Bool
+	t     *testing.T
+}
+
+func (g *growingLog) Bounds() store.Bounds {
+	b := g.Ring.Bounds()
+	if g.armed.CompareAndSwap(true, false) {
+		publish(g.t, g.Ring, 3)
+	}
+	return b
+}
+
+// TestHubShutdownFlushEndsWhileTheLogGrows: events appended after a stream
+// saw the shutdown are not its to flush. It sends up to what newest was
+// then and closes, rather than reading past its flush point again and
+// again until forced (or cut off as slow, once the others got far ahead).
+func TestHubShutdownFlushEndsWhileTheLogGrows(t *testing.T) {
+	ring := &growingLog{Ring: store.NewRing(1000), t: t}
+	h := gateway.NewHub(ring, gateway.HubConfig{Linger: -1})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	run := make(chan error, 1)
+	go func() { run <- h.Run(ctx) }()
+	publish(t, ring.Ring, 2)
+	sink := newFakeSink()
+	done := serve(t, h, gateway.Subscription{Resume: true}, sink)
+	if got := <-sink.sent; len(got) != 3 { // hello, 1, 2
+		t.Fatalf("first send = %v, want hello and two events", got)
+	}
+	ring.armed.Store(true) // the stream's flush point is 2; 3..5 come after it
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	if err := h.Shutdown(sctx); err != nil {
+		t.Fatalf("Shutdown = %v: the stream went on reading past its flush point", err)
+	}
+	if why := <-sink.closed; why != "shutdown: gateway shutting down" {
+		t.Fatalf("closed with %q, want the shutdown close", why)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Serve = %v, want nil after a flush", err)
+	}
+	select {
+	case got := <-sink.sent:
+		t.Fatalf("sent %v after its flush point", got)
+	default:
+	}
+	cancel()
+	<-run
+}
