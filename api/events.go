@@ -143,14 +143,25 @@ func (s *Server) publish(w http.ResponseWriter, ctx context.Context, events []st
 		w.Header().Set("Retry-After", "5")
 		fail(w, http.StatusServiceUnavailable, "the gateway is shutting down and accepts no new events")
 		return
-	case err != nil:
-		// The store did not take the batch (with NATS: no quorum, a
-		// leader election, a timeout). A client retries a 503; events
-		// with an id are de-duplicated should the write have landed
-		// after all.
-		s.cfg.Logger.Error("publish failed", "err", err, "events", len(events))
+	case errors.Is(err, store.ErrUnavailable):
+		// With NATS: no quorum, a leader election, a timeout. A client
+		// retries a 503; events with an id are de-duplicated should the
+		// write have landed after all.
+		s.cfg.Logger.Warn("publish failed: the store is unavailable", "err", err, "events", len(events))
 		w.Header().Set("Retry-After", "1")
 		fail(w, http.StatusServiceUnavailable, "the event store did not confirm the write; retry (events with an id are de-duplicated)")
+		return
+	case errors.Is(err, store.ErrEventTooLarge):
+		fail(w, http.StatusRequestEntityTooLarge, "an event is larger than the event store takes: "+err.Error())
+		return
+	case ctx.Err() != nil: // the client went away: this answer is for the record
+		s.cfg.Logger.Debug("publish abandoned", "err", err)
+		w.Header().Set("Retry-After", "1")
+		fail(w, http.StatusServiceUnavailable, "the request ended before the event store confirmed the write")
+		return
+	case err != nil:
+		s.cfg.Logger.Error("publish failed", "err", err, "events", len(events))
+		fail(w, http.StatusInternalServerError, "the events could not be stored")
 		return
 	}
 	status, dups := http.StatusAccepted, 0

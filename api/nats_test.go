@@ -117,3 +117,29 @@ func TestIngestWhileTheStoreIsDown(t *testing.T) {
 		t.Fatal("503 without Retry-After")
 	}
 }
+
+// TestEventTooLargeForNATS: an event within --max-body but larger than the
+// NATS server takes (max_payload) is a 413 naming the limit, not a 503 a
+// client would retry forever; nothing of its batch is stored.
+func TestEventTooLargeForNATS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("NATS")
+	}
+	srv := startNATS(t)
+	nc, err := srv.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	most := int(nc.MaxPayload())
+	g := startGateway(t, func(o *options) {
+		o.NATS = &natsStore{Conn: nc, Stream: "BIG", Memory: true}
+		o.API.MaxBody = int64(2 * most)
+	})
+	big := `{"type":"a.b","data":"` + strings.Repeat("x", most-200) + `"}`
+	resp, body := g.postJSON(t, "/v1/events", `[{"type":"a.b","data":1},`+big+`]`)
+	wantProblem(t, resp, body, http.StatusRequestEntityTooLarge, "body-too-large")
+	if n := g.Ring.Bounds().Newest; n != 0 {
+		t.Fatalf("newest = %d after a refused batch, want 0", n)
+	}
+}

@@ -13,6 +13,12 @@ var (
 	ErrClosed = errors.New("log closed")
 	// ErrBatchTooLarge: a batch larger than the log can hold at once.
 	ErrBatchTooLarge = errors.New("batch larger than the log's capacity")
+	// ErrEventTooLarge: an event larger than the log can store.
+	ErrEventTooLarge = errors.New("event larger than the log can store")
+	// ErrUnavailable: the log did not take or confirm a write now (a
+	// backend without quorum, a timeout); the same write may succeed
+	// later, and an event with an id is not stored twice.
+	ErrUnavailable = errors.New("log unavailable")
 )
 
 // Gap names seqs a reader asked for that are no longer stored.
@@ -48,6 +54,8 @@ type Log interface {
 	// to out. An event whose Source+ID repeats one still stored is not
 	// stored again: its Appended carries the original seq and Duplicate.
 	// Append may call Encode on each event; see Event.Encode for ownership.
+	// Errors: ErrBatchTooLarge, ErrEventTooLarge, ErrUnavailable (retry
+	// later), ErrClosed, or ctx's.
 	Append(ctx context.Context, batch []Event, out []Appended) ([]Appended, error)
 	// Read returns up to limit records with seq > after matching f, oldest
 	// first, appended to dst[:0].

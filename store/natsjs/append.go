@@ -55,6 +55,11 @@ func isCode(err error, code int) bool {
 	return errors.As(err, &ae) && ae.ErrCode == code
 }
 
+// maxHeaders bounds what an event's message adds to its payload: the
+// subject and the headers (Nats-Msg-Id, the batch headers), which count
+// against the server's max_payload too.
+const maxHeaders = 1 << 10
+
 // pending is one event of an Append on its way to the stream.
 type pending struct {
 	subj    string
@@ -98,15 +103,25 @@ func (l *Log) Append(ctx context.Context, batch []store.Event, out []store.Appen
 			b[j] = ' '
 		}
 		ps[i] = pending{subj: l.subj + e.Type, id: msgID(e.Source, e.ID), payload: b}
+		if most := l.nc.MaxPayload() - maxHeaders; int64(len(b)) > most {
+			return out, fmt.Errorf("%w: event %d is %d bytes; the NATS server takes at most %d (max_payload, less headers)",
+				store.ErrEventTooLarge, i, len(b), most)
+		}
 		if _, ok := first[ps[i].id]; !ok {
 			first[ps[i].id] = i
 			uniq = append(uniq, i)
 		}
 	}
-	ctx, cancel := l.withTimeout(ctx)
+	tctx, cancel := l.withTimeout(ctx)
 	defer cancel()
-	if err := l.publish(ctx, ps, uniq); err != nil {
-		return out, err
+	if err := l.publish(tctx, ps, uniq); err != nil {
+		if ctx.Err() != nil {
+			return out, ctx.Err() // the caller gave up
+		}
+		// Timeouts, no responders, no quorum, a lost connection: the
+		// server may yet store the batch; a retry with the same ids finds
+		// it in the duplicate window.
+		return out, fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 	}
 	var top uint64
 	for i := range ps {

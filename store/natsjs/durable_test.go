@@ -111,8 +111,8 @@ func TestBatchAllOrNothing(t *testing.T) {
 	}
 	b := events("bad", 3)
 	b[1].Data = []byte(`"` + strings.Repeat("x", int(nc.MaxPayload())) + `"`)
-	if _, err := l.Append(ctx, b, nil); err == nil {
-		t.Fatal("append of a batch with an oversized event succeeded")
+	if _, err := l.Append(ctx, b, nil); !errors.Is(err, store.ErrEventTooLarge) {
+		t.Fatalf("append of a batch with an oversized event = %v, want ErrEventTooLarge", err)
 	}
 	if got, err := l.Append(ctx, events("after", 2), nil); err != nil || got[0].Seq != 3 || got[1].Seq != 4 {
 		t.Fatalf("next batch = %+v, %v; want seqs 3, 4 (nothing of the failed batch stored)", got, err)
