@@ -16,6 +16,7 @@ deps:
 
 test: deps
 	$(GO) test -race -timeout 15m ./...
+	$(GO) test -count=1 -run 'IdleStreamParks' ./gateway/ # stack sizes: a build without -race
 
 run:
 	$(GO) run .

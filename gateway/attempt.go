@@ -19,7 +19,7 @@ import (
 )
 
 // attemptJob is everything one attempt needs, copied out of the endpoint
-// so that the attempt goroutine shares nothing mutable with it.
+// so that the attempt worker shares nothing mutable with it.
 type attemptJob struct {
 	dl      *delivery // opaque here: handed back in the result
 	manual  bool

@@ -19,7 +19,6 @@ import (
 
 	"github.com/eventgate/eventgate/gateway/signature"
 	"github.com/eventgate/eventgate/store"
-	"github.com/oklog/ulid/v2"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -428,7 +427,7 @@ func (d *Dispatcher) Create(ctx context.Context, w store.Webhook) (store.Webhook
 		w.Secret = signature.NewSecret()
 	}
 	now := time.Now().UTC()
-	w.ID = "wh_" + ulid.Make().String()
+	w.ID = newID("wh_", now)
 	w.CreatedAt, w.UpdatedAt = now, now
 	if w.Enabled {
 		w.DisabledReason = ""

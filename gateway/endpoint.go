@@ -10,7 +10,6 @@ import (
 
 	"github.com/eventgate/eventgate/gateway/signature"
 	"github.com/eventgate/eventgate/store"
-	"github.com/oklog/ulid/v2"
 )
 
 // endpoint is one webhook's cursor over the log. Its goroutine (run) is the
@@ -90,7 +89,7 @@ type dueItem struct {
 }
 
 // delivery is the endpoint's live record of one delivery. Guarded by the
-// endpoint's mutex; attempt goroutines never touch it.
+// endpoint's mutex; attempt workers never touch it.
 type delivery struct {
 	store.Delivery
 	rec      store.Record // the event; held until the final outcome
@@ -106,7 +105,7 @@ type delivery struct {
 	msg store.Settler
 }
 
-// result is what an attempt goroutine reports.
+// result is what an attempt worker reports.
 type result struct {
 	hs         *handshakeResult // non-nil for a handshake, dl is then nil
 	dl         *delivery
@@ -392,7 +391,7 @@ func (e *endpoint) takeLocked(recs []store.Record, now time.Time) {
 		e.win.arrive(now, time.Unix(0, recs[i].StoredAt), 1)
 		dl := &delivery{
 			Delivery: store.Delivery{
-				ID: "dlv_" + ulid.Make().String(), WebhookID: e.id,
+				ID: newID("dlv_", now), WebhookID: e.id,
 				EventSeq: recs[i].Seq, EventID: recs[i].ID,
 				Status: store.DeliveryPending, NextAttemptAt: now, CreatedAt: now,
 			},
@@ -422,7 +421,7 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 func (e *endpoint) recordGapLocked(g store.Gap, now time.Time) {
 	n := g.To - g.From + 1
 	dl := &delivery{Delivery: store.Delivery{
-		ID: "dlv_" + ulid.Make().String(), WebhookID: e.id, EventSeq: g.From,
+		ID: newID("dlv_", now), WebhookID: e.id, EventSeq: g.From,
 		Status: store.DeliveryFailed, CreatedAt: now, LastAttemptAt: now,
 		LastError: fmt.Sprintf("events %d-%d (%d) were overwritten in the ring buffer before this endpoint took them; whether they matched is unknown", g.From, g.To, n),
 	}, final: true}
