@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"strings"
 
@@ -113,6 +114,10 @@ func decodeFieldError(prefix string, err error) (FieldError, bool) {
 		return FieldError{Field: field, Message: "unknown field"}, true
 	case se.JSONPointer == "":
 		return FieldError{Field: field, Message: "must be a JSON object, not " + jsonKindName(se.JSONKind)}, true
+	case se.Err != nil && se.JSONKind == '0':
+		// The right kind, but the value does not fit: -1 or 1.5 for an
+		// unsigned integer, 1e400 for a float.
+		return FieldError{Field: field, Message: "must be " + numberRange(se.GoType)}, true
 	default:
 		return FieldError{Field: field, Message: fmt.Sprintf("must be a JSON %s, not %s", goKindName(se.GoType), jsonKindName(se.JSONKind))}, true
 	}
@@ -135,6 +140,21 @@ func jsonKindName(k jsontext.Kind) string {
 		return "array"
 	default:
 		return "value"
+	}
+}
+
+// numberRange says which numbers a numeric Go type takes.
+func numberRange(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return fmt.Sprintf("a whole number from 0 to %d", uint64(math.MaxUint64)>>(64-t.Bits()))
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return fmt.Sprintf("a whole number from %d to %d", int64(math.MinInt64)>>(64-t.Bits()), int64(math.MaxInt64)>>(64-t.Bits()))
+	default:
+		return "a finite number within the range of a 64-bit float"
 	}
 }
 

@@ -50,3 +50,26 @@ func TestEventInputValid(t *testing.T) {
 		})
 	}
 }
+
+// TestDecodeFieldErrors: JSON that decodes but does not fit a field names
+// the field and what it takes.
+func TestDecodeFieldErrors(t *testing.T) {
+	s := &Server{validate: newValidator()}
+	for _, tc := range []struct {
+		body, field, message string
+		into                 func() any
+	}{
+		{`{"after":-1}`, "/after", "must be a whole number from 0 to 18446744073709551615", func() any { return new(replayRequest) }},
+		{`{"after":1.5}`, "/after", "must be a whole number from 0 to 18446744073709551615", func() any { return new(replayRequest) }},
+		{`{"until":"x"}`, "/until", "must be a JSON number, not string", func() any { return new(replayRequest) }},
+		{`{"url":"http://x","rate_limit":1e400}`, "/rate_limit", "must be a finite number within the range of a 64-bit float", func() any { return new(webhookCreate) }},
+		{`{"url":"http://x","headers":{"X-A":5}}`, "/headers/X-A", "must be a JSON string, not number", func() any { return new(webhookCreate) }},
+		{`{"url":"http://x","Url":"y"}`, "/Url", "unknown field", func() any { return new(webhookCreate) }},
+		{`[1]`, "", "must be a JSON object, not array", func() any { return new(webhookCreate) }},
+	} {
+		p := s.decodeStrict([]byte(tc.body), "", tc.into())
+		if p == nil || len(p.Errors) != 1 || p.Errors[0].Field != tc.field || p.Errors[0].Message != tc.message {
+			t.Errorf("%s: got %+v, want %s: %s", tc.body, p, tc.field, tc.message)
+		}
+	}
+}
