@@ -138,30 +138,8 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 // publish appends events and writes the contract's answer.
 func (s *Server) publish(w http.ResponseWriter, ctx context.Context, events []store.Event, single bool, start time.Time) {
 	out, err := s.cfg.Publisher.Publish(ctx, events, make([]store.Appended, 0, len(events)))
-	switch {
-	case errors.Is(err, gateway.ErrDraining):
-		w.Header().Set("Retry-After", "5")
-		fail(w, http.StatusServiceUnavailable, "the gateway is shutting down and accepts no new events")
-		return
-	case errors.Is(err, store.ErrUnavailable):
-		// With NATS: no quorum, a leader election, a timeout. A client
-		// retries a 503; events with an id are de-duplicated should the
-		// write have landed after all.
-		s.cfg.Logger.Warn("publish failed: the store is unavailable", "err", err, "events", len(events))
-		w.Header().Set("Retry-After", "1")
-		fail(w, http.StatusServiceUnavailable, "the event store did not confirm the write; retry (events with an id are de-duplicated)")
-		return
-	case errors.Is(err, store.ErrEventTooLarge):
-		fail(w, http.StatusRequestEntityTooLarge, "an event is larger than the event store takes: "+err.Error())
-		return
-	case ctx.Err() != nil: // the client went away: this answer is for the record
-		s.cfg.Logger.Debug("publish abandoned", "err", err)
-		w.Header().Set("Retry-After", "1")
-		fail(w, http.StatusServiceUnavailable, "the request ended before the event store confirmed the write")
-		return
-	case err != nil:
-		s.cfg.Logger.Error("publish failed", "err", err, "events", len(events))
-		fail(w, http.StatusInternalServerError, "the events could not be stored")
+	if err != nil {
+		s.publishFailed(w, ctx, err, len(events))
 		return
 	}
 	status, dups := http.StatusAccepted, 0
@@ -193,6 +171,31 @@ func (s *Server) publish(w http.ResponseWriter, ctx context.Context, events []st
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
+}
+
+// publishFailed answers a batch the log did not store.
+func (s *Server) publishFailed(w http.ResponseWriter, ctx context.Context, err error, n int) {
+	switch {
+	case errors.Is(err, gateway.ErrDraining):
+		w.Header().Set("Retry-After", "5")
+		fail(w, http.StatusServiceUnavailable, "the gateway is shutting down and accepts no new events")
+	case errors.Is(err, store.ErrUnavailable):
+		// With NATS: no quorum, a leader election, a timeout. A client
+		// retries a 503; events with an id are de-duplicated should the
+		// write have landed after all.
+		s.cfg.Logger.Warn("publish failed: the store is unavailable", "err", err, "events", n)
+		w.Header().Set("Retry-After", "1")
+		fail(w, http.StatusServiceUnavailable, "the event store did not confirm the write; retry (events with an id are de-duplicated)")
+	case errors.Is(err, store.ErrEventTooLarge):
+		fail(w, http.StatusRequestEntityTooLarge, "an event is larger than the event store takes: "+err.Error())
+	case ctx.Err() != nil: // the client went away: this answer is for the record
+		s.cfg.Logger.Debug("publish abandoned", "err", err)
+		w.Header().Set("Retry-After", "1")
+		fail(w, http.StatusServiceUnavailable, "the request ended before the event store confirmed the write")
+	default:
+		s.cfg.Logger.Error("publish failed", "err", err, "events", n)
+		fail(w, http.StatusInternalServerError, "the events could not be stored")
+	}
 }
 
 // appendAppended writes a as {"seq":N,"id":"…"[,"duplicate":true]}: the

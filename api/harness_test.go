@@ -59,6 +59,9 @@ type options struct {
 	NATS *natsStore
 	// RecordDrops wires Hub.OnDrop to Publisher.RecordStreamDrop, as main does.
 	RecordDrops bool
+	// WrapLog, when set, wraps the log the gateway appends to (to make it
+	// fail or stall on cue).
+	WrapLog func(store.Log) store.Log
 }
 
 // natsStore says where a NATS-backed test gateway keeps its state.
@@ -108,6 +111,9 @@ func startGateway(t testing.TB, tweak ...func(*options)) *testGateway {
 		ring, capacity = r, r.Capacity
 	}
 	reg := prometheus.NewRegistry()
+	if o.WrapLog != nil {
+		ring = o.WrapLog(ring)
+	}
 	pub := gateway.NewPublisher(ring)
 	o.Hub.Registerer, o.Disp.Registerer = reg, reg
 	if o.RecordDrops {
