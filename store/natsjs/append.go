@@ -16,6 +16,7 @@ import (
 const (
 	errCodeBatchDuplicate = 10201 // atomic publish batch contains duplicate message id
 	errCodeStreamMismatch = 10060 // expected stream does not match
+	errCodeMaxMsgSize     = 10054 // message size exceeds maximum allowed
 )
 
 // Headers of JetStream's publish protocol.
@@ -56,8 +57,8 @@ func isCode(err error, code int) bool {
 }
 
 // maxHeaders bounds what an event's message adds to its payload: the
-// subject and the headers (Nats-Msg-Id, the batch headers), which count
-// against the server's max_payload too.
+// headers (Nats-Msg-Id, the batch headers), which count against the
+// server's max_payload too.
 const maxHeaders = 1 << 10
 
 // pending is one event of an Append on its way to the stream.
@@ -115,13 +116,7 @@ func (l *Log) Append(ctx context.Context, batch []store.Event, out []store.Appen
 	tctx, cancel := l.withTimeout(ctx)
 	defer cancel()
 	if err := l.publish(tctx, ps, uniq); err != nil {
-		if ctx.Err() != nil {
-			return out, ctx.Err() // the caller gave up
-		}
-		// Timeouts, no responders, no quorum, a lost connection: the
-		// server may yet store the batch; a retry with the same ids finds
-		// it in the duplicate window.
-		return out, fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+		return out, l.appendError(ctx, err)
 	}
 	var top uint64
 	for i := range ps {
@@ -136,6 +131,31 @@ func (l *Log) Append(ctx context.Context, batch []store.Event, out []store.Appen
 	}
 	l.advance(top)
 	return out, nil
+}
+
+// appendError classifies a failed publish for the caller: ctx's error when
+// the caller gave up; ErrClosed once the log is closed; ErrEventTooLarge
+// for the stream's message size limit; ErrUnavailable for what a retry may
+// cure (a timeout, no responders, a lost connection, a JetStream 503 such
+// as no quorum, ids another gateway keeps storing meanwhile), since the
+// server may yet store the batch and a retry with the same ids finds it
+// in the duplicate window; anything else as it is.
+func (l *Log) appendError(ctx context.Context, err error) error {
+	var ae *apiError
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case l.stopped.Load():
+		return fmt.Errorf("%w: %w", store.ErrClosed, err)
+	case isCode(err, errCodeMaxMsgSize):
+		return fmt.Errorf("%w: %w", store.ErrEventTooLarge, err)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout), errors.Is(err, nats.ErrNoResponders),
+		errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, nats.ErrConnectionReconnecting), errors.Is(err, nats.ErrDisconnected),
+		isCode(err, errCodeBatchDuplicate), errors.As(err, &ae) && ae.Code == 503:
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
+	default:
+		return err
+	}
 }
 
 // publish stores the events ps[idx] (distinct ids), filling seq and dup.
