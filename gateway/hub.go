@@ -506,7 +506,11 @@ func (s *Stream) sendReady(ctx context.Context, sink Sink) (done bool, _ error) 
 				// A write that timed out while the backlog passed the bound:
 				// the client stopped reading. It is a slow consumer (1008,
 				// counted, recorded), not merely a broken connection.
-				if lag := satSub(h.log.Bounds().Newest, max(s.cursor, s.start)); errors.Is(err, context.DeadlineExceeded) && lag > uint64(h.cfg.Queue) {
+				newest := h.log.Bounds().Newest
+				if s.flushing {
+					newest = min(newest, s.flushTo) // what came after is not behind
+				}
+				if lag := satSub(newest, max(s.cursor, s.start)); errors.Is(err, context.DeadlineExceeded) && lag > uint64(h.cfg.Queue) {
 					return true, s.cutSlow(sink, lag)
 				}
 				return true, s.end(sink, CloseAbort, "write_error", fmt.Errorf("send: %w", err), "")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -246,18 +247,26 @@ type growingLog struct {
 func (g *growingLog) Bounds() store.Bounds {
 	b := g.Ring.Bounds()
 	if g.armed.CompareAndSwap(true, false) {
-		publish(g.t, g.Ring, 3)
+		batch := make([]store.Event, 5)
+		for i := range batch {
+			batch[i] = store.Event{ID: fmt.Sprint("g", published.Add(1)), Type: "a.b", Source: "/other", Data: json.RawMessage(`1`)}
+		}
+		if _, err := g.Ring.Append(context.Background(), batch, nil); err != nil {
+			g.t.Error(err) // the stream's goroutine: no Fatal here
+		}
 	}
 	return b
 }
 
-// TestHubShutdownFlushEndsWhileTheLogGrows: events appended after a stream
-// saw the shutdown are not its to flush. It sends up to what newest was
-// then and closes, rather than reading past its flush point again and
-// again until forced (or cut off as slow, once the others got far ahead).
+// TestHubShutdownFlushEndsWhileTheLogGrows: a stream that sees the
+// shutdown sends what is pending up to newest at that moment (3 and 4
+// here, one per message) and closes with the shutdown close. Events
+// appended after that moment (5 more, by another gateway sharing the log)
+// are neither sent, nor counted as lag (Queue is 1: the stream would be cut
+// off as slow), nor read again and again until the stream is forced.
 func TestHubShutdownFlushEndsWhileTheLogGrows(t *testing.T) {
 	ring := &growingLog{Ring: store.NewRing(1000), t: t}
-	h := gateway.NewHub(ring, gateway.HubConfig{Linger: -1})
+	h := gateway.NewHub(ring, gateway.HubConfig{Linger: -1, MaxBatch: 1, Queue: 1})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	run := make(chan error, 1)
@@ -265,10 +274,13 @@ func TestHubShutdownFlushEndsWhileTheLogGrows(t *testing.T) {
 	publish(t, ring.Ring, 2)
 	sink := newFakeSink()
 	done := serve(t, h, gateway.Subscription{Resume: true}, sink)
-	if got := <-sink.sent; len(got) != 3 { // hello, 1, 2
-		t.Fatalf("first send = %v, want hello and two events", got)
+	for _, want := range [][]uint64{{0, 1}, {2}} { // hello and 1, then 2
+		if got := <-sink.sent; !slices.Equal(got, want) {
+			t.Fatalf("sent %v, want %v", got, want)
+		}
 	}
-	ring.armed.Store(true) // the stream's flush point is 2; 3..5 come after it
+	ring.armed.Store(true) // the next Bounds is the stream's flush point
+	publish(t, ring.Ring, 2)
 	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer scancel()
 	if err := h.Shutdown(sctx); err != nil {
@@ -280,10 +292,15 @@ func TestHubShutdownFlushEndsWhileTheLogGrows(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("Serve = %v, want nil after a flush", err)
 	}
-	select {
-	case got := <-sink.sent:
-		t.Fatalf("sent %v after its flush point", got)
-	default:
+	var got []uint64
+	for len(sink.sent) > 0 {
+		got = append(got, <-sink.sent...)
+	}
+	if !slices.Equal(got, []uint64{3, 4}) {
+		t.Fatalf("flushed %v, want 3 and 4 (the log reached 9 after the flush point)", got)
+	}
+	if ring.armed.Load() || ring.Ring.Bounds().Newest != 9 {
+		t.Fatal("the log did not grow after the stream's flush point")
 	}
 	cancel()
 	<-run
