@@ -191,6 +191,9 @@ func (c config) check() error {
 	if c.EndpointConcurrency < 1 || c.MaxRetrying < 1 || c.StreamQueue < 1 || c.MaxInflight < 1 || c.MaxStreams < 1 || c.MaxWebhooks < 1 {
 		errs = append(errs, errors.New("--endpoint-concurrency, --max-retrying, --stream-queue, --max-inflight, --max-streams and --max-webhooks must be at least 1"))
 	}
+	if !validOrigin(c.WebhookOrigin) {
+		errs = append(errs, errors.New("--webhook-origin must be a host name: at most 253 printable characters, no spaces"))
+	}
 	if c.IngestRate < 0 {
 		errs = append(errs, errors.New("--ingest-rate must be 0 (off) or positive"))
 	}
@@ -290,4 +293,19 @@ func (b *byteSize) Set(v string) error {
 	}
 	*b = byteSize(n * mult)
 	return nil
+}
+
+// validOrigin reports whether o (empty: the default) can be sent as the
+// WebHook-Request-Origin header: a host name, so printable ASCII without
+// spaces, at most 253 bytes.
+func validOrigin(o string) bool {
+	if len(o) > 253 {
+		return false
+	}
+	for i := 0; i < len(o); i++ {
+		if o[i] <= ' ' || o[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
 }

@@ -80,6 +80,8 @@ func TestParseConfigRefuses(t *testing.T) {
 		"embedded and url":     {"--store", "nats", "--nats-embedded", "--data-dir", "/tmp/x", "--nats-url", "nats://127.0.0.1:4222"},
 		"nats batch too big":   {"--store", "nats", "--max-batch", "5000", "--buffer-size", "10000"},
 		"public debug":         {"--debug-addr", "0.0.0.0:6060"},
+		"origin with a space":  {"--webhook-origin", "events example.com"},
+		"origin with CR LF":    {"--webhook-origin", "a.example\r\nX-Evil: 1"},
 		"stray argument":       {"serve"},
 		"zero stream queue":    {"--stream-queue", "0"},
 		"nonpositive timeout":  {"--delivery-timeout", "0s"},
