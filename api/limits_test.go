@@ -1,18 +1,30 @@
 package api_test
 
 import (
-	"io"
+	"context"
 	"net/http"
+	"strings"
 	"testing"
+
+	"github.com/eventgate/eventgate/store"
 )
 
 func TestInflightLimit(t *testing.T) {
-	g := startGateway(t, func(o *options) { o.API.MaxInflight = 1 })
-	// The first request holds the only slot while its body trickles in.
-	pr, pw := io.Pipe()
+	// The first request holds the only slot while its append is held.
+	inAppend, release := make(chan struct{}), make(chan struct{})
+	g := startGateway(t, func(o *options) {
+		o.API.MaxInflight = 1
+		o.WrapLog = func(l store.Log) store.Log {
+			return &appendHook{Log: l, append: func(ctx context.Context, b []store.Event, out []store.Appended) ([]store.Appended, error) {
+				close(inAppend)
+				<-release
+				return l.Append(ctx, b, out)
+			}}
+		}
+	})
 	first := make(chan *http.Response, 1)
 	go func() {
-		req, _ := http.NewRequest(http.MethodPost, g.URL+"/v1/events", pr)
+		req, _ := http.NewRequest(http.MethodPost, g.URL+"/v1/events", strings.NewReader(`{"type":"a.b","data":1}`))
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := g.Client.Do(req)
 		if err != nil {
@@ -23,18 +35,13 @@ func TestInflightLimit(t *testing.T) {
 		resp.Body.Close()
 		first <- resp
 	}()
-	if _, err := pw.Write([]byte(`{"type":"a.b",`)); err != nil { // returns once the handler reads it
-		t.Fatal(err)
-	}
+	<-inAppend
 	resp, body := g.do(t, http.MethodGet, "/v1/events", "", nil)
 	wantProblem(t, resp, body, http.StatusServiceUnavailable, "unavailable")
 	if resp.Header.Get("Retry-After") == "" {
 		t.Fatal("503 without Retry-After")
 	}
-	if _, err := pw.Write([]byte(`"data":1}`)); err != nil {
-		t.Fatal(err)
-	}
-	pw.Close()
+	close(release)
 	if r := <-first; r == nil || r.StatusCode != http.StatusAccepted {
 		t.Fatalf("the request holding the slot did not succeed: %+v", r)
 	}

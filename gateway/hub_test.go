@@ -251,7 +251,7 @@ func (g *growingLog) Bounds() store.Bounds {
 		for i := range batch {
 			batch[i] = store.Event{ID: fmt.Sprint("g", published.Add(1)), Type: "a.b", Source: "/other", Data: json.RawMessage(`1`)}
 		}
-		if _, err := g.Ring.Append(context.Background(), batch, nil); err != nil {
+		if _, err := g.Append(context.Background(), batch, nil); err != nil {
 			g.t.Error(err) // the stream's goroutine: no Fatal here
 		}
 	}
