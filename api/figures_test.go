@@ -84,22 +84,14 @@ func TestFigures(t *testing.T) {
 	}
 	t.Run("ring", func(t *testing.T) { measure(t, startGateway(t, func(o *options) { o.Capacity = 10_000 })) })
 	t.Run("nats-memory", func(t *testing.T) {
-		nc, err := startNATS(t).Connect()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
+		_, nc := connectNATS(t)
 		measure(t, startGateway(t, func(o *options) {
 			o.Capacity = 10_000
 			o.NATS = &natsStore{Conn: nc, Stream: "FIG", Memory: true}
 		}))
 	})
 	t.Run("nats-file", func(t *testing.T) {
-		nc, err := startNATS(t).Connect()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
+		_, nc := connectNATS(t)
 		measure(t, startGateway(t, func(o *options) {
 			o.Capacity = 10_000
 			o.NATS = &natsStore{Conn: nc, Stream: "FIG"}

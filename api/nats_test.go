@@ -8,6 +8,7 @@ import (
 
 	"github.com/eventgate/eventgate/store/natsjs"
 	"github.com/eventgate/eventgate/store/natsjs/natsembed"
+	"github.com/nats-io/nats.go"
 )
 
 // replicas is the stream's replica count.
@@ -25,6 +26,19 @@ func startNATS(t testing.TB) *natsembed.Server {
 	return srv
 }
 
+// connectNATS starts an embedded JetStream server (startNATS) and returns
+// it with a connection to it, closed at cleanup.
+func connectNATS(t testing.TB) (*natsembed.Server, *nats.Conn) {
+	t.Helper()
+	srv := startNATS(t)
+	nc, err := srv.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return srv, nc
+}
+
 // TestSuiteOnNATS runs the API suite's event and webhook tests again on
 // the NATS store (embedded server, memory storage): one suite, two
 // backends. Where the backends legitimately differ, the test itself
@@ -33,12 +47,7 @@ func TestSuiteOnNATS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("NATS pass of the API suite")
 	}
-	srv := startNATS(t)
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	_, nc := connectNATS(t)
 	natsSuite = nc
 	t.Cleanup(func() { natsSuite = nil })
 	for _, tc := range []struct {
@@ -98,12 +107,7 @@ func TestIngestWhileTheStoreIsDown(t *testing.T) {
 	if testing.Short() {
 		t.Skip("NATS")
 	}
-	srv := startNATS(t)
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	srv, nc := connectNATS(t)
 	g := startGateway(t, func(o *options) {
 		o.NATS = &natsStore{Conn: nc, Stream: "DOWN", Memory: true, Timeout: 500 * time.Millisecond}
 	})
@@ -125,12 +129,7 @@ func TestEventTooLargeForNATS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("NATS")
 	}
-	srv := startNATS(t)
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	_, nc := connectNATS(t)
 	most := int(nc.MaxPayload())
 	g := startGateway(t, func(o *options) {
 		o.NATS = &natsStore{Conn: nc, Stream: "BIG", Memory: true}
