@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/eventgate/eventgate/api"
+	"github.com/eventgate/eventgate/dispatch"
 	"github.com/eventgate/eventgate/gateway"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -53,7 +54,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 				logger.Warn("could not record a stream drop", "err", err)
 			}
 		}})
-	disp := gateway.NewDispatcher(pub, gateway.DispatcherConfig{
+	disp := dispatch.New(pub, dispatch.Config{
 		Schedule:            cfg.RetrySchedule,
 		Timeout:             cfg.DeliveryTimeout,
 		Concurrency:         cfg.EndpointConcurrency,

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/eventgate/eventgate/api"
+	"github.com/eventgate/eventgate/dispatch"
 	"github.com/eventgate/eventgate/gateway"
 	"github.com/eventgate/eventgate/store"
 )
@@ -69,7 +70,7 @@ func BenchmarkIngest(b *testing.B) {
 		body := ingestBody(size)
 		ring := store.NewRing(store.DefaultCapacity)
 		pub := gateway.NewPublisher(ring)
-		eventgate := api.New(api.Config{Publisher: pub, Hub: gateway.NewHub(ring, gateway.HubConfig{}), Dispatcher: gateway.NewDispatcher(pub, gateway.DispatcherConfig{})})
+		eventgate := api.New(api.Config{Publisher: pub, Hub: gateway.NewHub(ring, gateway.HubConfig{}), Dispatcher: dispatch.New(pub, dispatch.Config{})})
 		for _, h := range []struct {
 			name    string
 			handler http.Handler

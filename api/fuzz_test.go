@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/eventgate/eventgate/api"
+	"github.com/eventgate/eventgate/dispatch"
 	"github.com/eventgate/eventgate/gateway"
 	"github.com/eventgate/eventgate/store"
 )
@@ -19,7 +20,7 @@ func fuzzServer(tb testing.TB) (*api.Server, *store.Ring) {
 	tb.Cleanup(func() { _ = ring.Close() })
 	pub := gateway.NewPublisher(ring)
 	return api.New(api.Config{Publisher: pub, Hub: gateway.NewHub(ring, gateway.HubConfig{}),
-		Dispatcher: gateway.NewDispatcher(pub, gateway.DispatcherConfig{}), MaxBatch: 16, MaxBody: 64 << 10}), ring
+		Dispatcher: dispatch.New(pub, dispatch.Config{}), MaxBatch: 16, MaxBody: 64 << 10}), ring
 }
 
 // checkIngest posts req and checks the invariants of every answer: a known

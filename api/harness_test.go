@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/eventgate/eventgate/api"
+	"github.com/eventgate/eventgate/dispatch"
 	"github.com/eventgate/eventgate/gateway"
 	"github.com/eventgate/eventgate/store"
 	"github.com/eventgate/eventgate/store/natsjs"
@@ -41,7 +42,7 @@ type testGateway struct {
 	NATS     bool         // the gateway runs on the NATS store
 	Pub      *gateway.Publisher
 	Hub      *gateway.Hub
-	Disp     *gateway.Dispatcher
+	Disp     *dispatch.Dispatcher
 	Registry *prometheus.Registry
 	Server   *httptest.Server
 }
@@ -51,7 +52,7 @@ type options struct {
 	Capacity int
 	API      api.Config
 	Hub      gateway.HubConfig
-	Disp     gateway.DispatcherConfig
+	Disp     dispatch.Config
 	// NATS, when set, runs the gateway on the NATS store with these
 	// names (several gateways given the same share one log, registry and
 	// queues). When nil, the gateway runs on the NATS store anyway while
@@ -120,7 +121,7 @@ func startGateway(t testing.TB, tweak ...func(*options)) *testGateway {
 		o.Hub.OnDrop = func(d gateway.Drop) { _ = pub.RecordStreamDrop(context.Background(), d) }
 	}
 	hub := gateway.NewHub(ring, o.Hub)
-	disp := gateway.NewDispatcher(pub, o.Disp)
+	disp := dispatch.New(pub, o.Disp)
 	cfg := o.API
 	cfg.Publisher, cfg.Hub, cfg.Dispatcher, cfg.Registry, cfg.Capacity = pub, hub, disp, reg, capacity
 	srv := api.New(cfg)

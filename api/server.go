@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/eventgate/eventgate/dispatch"
 	"github.com/eventgate/eventgate/gateway"
 	"github.com/eventgate/eventgate/web"
 	"github.com/go-chi/chi/v5"
@@ -29,7 +30,7 @@ type Config struct {
 	// Hub serves /v1/stream (required).
 	Hub *gateway.Hub
 	// Dispatcher serves /v1/webhooks (required).
-	Dispatcher *gateway.Dispatcher
+	Dispatcher *dispatch.Dispatcher
 	// Capacity reports the log's capacity for metrics (nil: unknown, 0).
 	Capacity func() int
 	// Ready reports whether the log can take traffic (for example, its
@@ -135,7 +136,7 @@ func (s *Server) routes() chi.Router {
 		// are for short requests (a stream would hold one for its whole
 		// life), but still behind the key, which browsers' EventSource and
 		// WebSocket may send as access_token. Streams are bounded by their
-		// own limits (--stream-queue, gateway.MaxTails per webhook).
+		// own limits (--stream-queue, dispatch.MaxTails per webhook).
 		r.Group(func(r chi.Router) {
 			r.Use(s.keys.requireKey(true))
 			s.streamRoutes(r)

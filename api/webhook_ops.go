@@ -8,7 +8,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/eventgate/eventgate/gateway"
+	"github.com/eventgate/eventgate/dispatch"
 	"github.com/eventgate/eventgate/store"
 	"github.com/go-chi/chi/v5"
 )
@@ -51,12 +51,12 @@ func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request) {
 	if !s.decodeOptionalBody(w, r, &in) {
 		return
 	}
-	grace := gateway.DefaultGrace
+	grace := dispatch.DefaultGrace
 	if in.Grace != nil {
 		g, err := time.ParseDuration(*in.Grace)
-		if err != nil || g < 0 || g > gateway.MaxRotationGrace {
+		if err != nil || g < 0 || g > dispatch.MaxRotationGrace {
 			fail(w, http.StatusUnprocessableEntity, "the rotation is invalid", FieldError{Field: "/grace",
-				Message: fmt.Sprintf("must be a duration from 0s to %s, such as 24h or 90m", gateway.MaxRotationGrace)})
+				Message: fmt.Sprintf("must be a duration from 0s to %s, such as 24h or 90m", dispatch.MaxRotationGrace)})
 			return
 		}
 		grace = g
@@ -105,7 +105,7 @@ func (s *Server) replayWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := s.cfg.Dispatcher.Replay(r.Context(), id, after, until)
 	switch {
-	case errors.Is(err, gateway.ErrReplayInProgress):
+	case errors.Is(err, dispatch.ErrReplayInProgress):
 		fail(w, http.StatusConflict, "a replay of this webhook is still being read; retry once it has been taken (see the delivery log)")
 		return
 	case err != nil:
@@ -128,7 +128,7 @@ type attemptJSON struct {
 	At            time.Time  `json:"at"`
 }
 
-func attemptOut(a gateway.Attempt) attemptJSON {
+func attemptOut(a dispatch.Attempt) attemptJSON {
 	out := attemptJSON{DeliveryID: a.DeliveryID, EventSeq: a.EventSeq, Attempt: a.Attempt, Status: string(a.Status),
 		DurationMS: float64(a.Duration.Microseconds()) / 1000, At: a.At.UTC()}
 	if a.StatusCode != 0 {
@@ -156,7 +156,7 @@ func (s *Server) tailDeliveries(w http.ResponseWriter, r *http.Request) {
 	}
 	tail, err := s.cfg.Dispatcher.TailDeliveries(id)
 	switch {
-	case errors.Is(err, gateway.ErrTooManyTails), errors.Is(err, gateway.ErrStopped):
+	case errors.Is(err, dispatch.ErrTooManyTails), errors.Is(err, dispatch.ErrStopped):
 		w.Header().Set("Retry-After", "5")
 		fail(w, http.StatusServiceUnavailable, err.Error())
 		return

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/eventgate/eventgate/gateway"
+	"github.com/eventgate/eventgate/dispatch"
 	"github.com/eventgate/eventgate/store"
 	"github.com/go-chi/chi/v5"
 	jsonv2 "github.com/go-json-experiment/json"
@@ -36,7 +36,7 @@ type webhookCreate struct {
 	Secret      string            `json:"secret" validate:"omitempty,whsecret"`
 	Description string            `json:"description" validate:"max=1024"`
 	Enabled     *bool             `json:"enabled"`
-	Headers     map[string]string `json:"headers"` // checked by gateway.CheckHeaders
+	Headers     map[string]string `json:"headers"` // checked by dispatch.CheckHeaders
 	RateLimit   float64           `json:"rate_limit" validate:"min=0,max=10000"`
 	Handshake   bool              `json:"handshake"`
 }
@@ -48,7 +48,7 @@ type webhookPatch struct {
 	Description *string            `json:"description" validate:"omitnil,max=1024"`
 	Enabled     *bool              `json:"enabled"`
 	Resume      string             `json:"resume" validate:"omitempty,oneof=cursor newest"`
-	Headers     *map[string]string `json:"headers"` // checked by gateway.CheckHeaders
+	Headers     *map[string]string `json:"headers"` // checked by dispatch.CheckHeaders
 	RateLimit   *float64           `json:"rate_limit" validate:"omitnil,min=0,max=10000"`
 	Handshake   *bool              `json:"handshake"`
 }
@@ -189,7 +189,7 @@ func (s *Server) decodeWebhookBody(w http.ResponseWriter, r *http.Request, v any
 // targetRefused writes the 422 for a URL refused by the SSRF guard, or
 // reports false for any other error.
 func targetRefused(w http.ResponseWriter, err error) bool {
-	var te *gateway.TargetError
+	var te *dispatch.TargetError
 	if !errors.As(err, &te) {
 		return false
 	}
@@ -208,7 +208,7 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request) {
 	hook := store.Webhook{URL: in.URL, Types: in.Types, Secret: in.Secret, Description: in.Description, Enabled: in.Enabled == nil || *in.Enabled,
 		Headers: in.Headers, RateLimit: in.RateLimit, Handshake: in.Handshake}
 	created, err := s.cfg.Dispatcher.Create(r.Context(), hook)
-	if errors.Is(err, gateway.ErrTooManyWebhooks) {
+	if errors.Is(err, dispatch.ErrTooManyWebhooks) {
 		fail(w, http.StatusConflict, "the gateway already serves as many webhooks as it may (--max-webhooks); delete one first")
 		return
 	}
@@ -265,7 +265,7 @@ func (s *Server) updateWebhook(w http.ResponseWriter, r *http.Request) {
 	if in.Headers != nil && !headersValid(w, *in.Headers) {
 		return
 	}
-	u := gateway.WebhookUpdate{URL: in.URL, Description: in.Description, Enabled: in.Enabled, ResumeNewest: in.Resume == "newest",
+	u := dispatch.WebhookUpdate{URL: in.URL, Description: in.Description, Enabled: in.Enabled, ResumeNewest: in.Resume == "newest",
 		Headers: in.Headers, RateLimit: in.RateLimit, Handshake: in.Handshake}
 	if in.Types != nil {
 		u.Types = *in.Types
@@ -340,7 +340,7 @@ func (s *Server) retryDelivery(w http.ResponseWriter, r *http.Request) {
 // headersValid writes a 422 listing every refused custom header and
 // reports false, or reports true when the headers are fine.
 func headersValid(w http.ResponseWriter, h map[string]string) bool {
-	errs := gateway.CheckHeaders(h)
+	errs := dispatch.CheckHeaders(h)
 	if len(errs) == 0 {
 		return true
 	}

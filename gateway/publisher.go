@@ -1,6 +1,8 @@
-// Package gateway holds eventgate's behaviour: publishing into the log, the
-// webhook dispatcher and the stream hub. It knows nothing of HTTP routing,
-// WebSocket connections, validation tags or problem documents.
+// Package gateway is the core every reader of the log shares: the
+// Publisher, the one way into the log, and the Hub, which serves each
+// WebSocket or SSE stream as a cursor over it. It knows nothing of HTTP
+// routing, WebSocket connections, validation tags or problem documents;
+// webhook delivery lives in package dispatch.
 package gateway
 
 import (
@@ -42,13 +44,13 @@ func NewPublisher(log store.Log) *Publisher {
 }
 
 // NewEventID returns a new unique event id: "evt_" + a ULID.
-func NewEventID() string { return newID("evt_", time.Now()) }
+func NewEventID() string { return NewID("evt_", time.Now()) }
 
-// newID returns prefix + a ULID: the time t in milliseconds, then 80 random
+// NewID returns prefix + a ULID: the time t in milliseconds, then 80 random
 // bits from math/rand/v2's per-thread ChaCha8 source, built in one
 // allocation. (ulid.Make takes a global lock and allocates twice; ids need
 // not be monotonic within a millisecond: the seq orders events.)
-func newID(prefix string, t time.Time) string {
+func NewID(prefix string, t time.Time) string {
 	var id ulid.ULID
 	_ = id.SetTime(ulid.Timestamp(t)) // fails only after the year 10889
 	binary.BigEndian.PutUint64(id[6:14], rand.Uint64())
@@ -73,7 +75,7 @@ func (p *Publisher) Publish(ctx context.Context, batch []store.Event, out []stor
 	for i := range batch {
 		e := &batch[i]
 		if e.ID == "" {
-			e.ID = newID("evt_", now)
+			e.ID = NewID("evt_", now)
 		}
 		if e.Source == "" {
 			e.Source = "/"

@@ -15,7 +15,7 @@ func TestNewID(t *testing.T) {
 	for _, prefix := range []string{"evt_", "dlv_", "wh_", "a_long_prefix_"} {
 		before := time.Now().Add(-time.Millisecond)
 		for range 10000 {
-			id := newID(prefix, time.Now())
+			id := NewID(prefix, time.Now())
 			rest, ok := strings.CutPrefix(id, prefix)
 			if !ok {
 				t.Fatalf("%q lacks the prefix %q", id, prefix)

@@ -16,7 +16,7 @@ var ErrExists = errors.New("already exists")
 
 // Webhook is a registered endpoint: where matching events are delivered
 // and how they are signed. The registry stores it as is; behaviour lives
-// in gateway.Dispatcher.
+// in dispatch.Dispatcher.
 type Webhook struct {
 	ID          string
 	URL         string

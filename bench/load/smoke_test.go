@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/eventgate/eventgate/api"
+	"github.com/eventgate/eventgate/dispatch"
 	"github.com/eventgate/eventgate/gateway"
 	"github.com/eventgate/eventgate/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,7 +25,7 @@ func startEventgate(tb testing.TB) *server {
 	reg := prometheus.NewRegistry()
 	pub := gateway.NewPublisher(ring)
 	hub := gateway.NewHub(ring, gateway.HubConfig{Registerer: reg})
-	disp := gateway.NewDispatcher(pub, gateway.DispatcherConfig{AllowPrivateTargets: true, Registerer: reg})
+	disp := dispatch.New(pub, dispatch.Config{AllowPrivateTargets: true, Registerer: reg})
 	ts := httptest.NewServer(api.New(api.Config{Publisher: pub, Hub: hub, Dispatcher: disp, Registry: reg, Capacity: ring.Capacity}))
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup

@@ -1,4 +1,4 @@
-package gateway_test
+package dispatch_test
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/eventgate/eventgate/dispatch"
 	"github.com/eventgate/eventgate/gateway"
 	"github.com/eventgate/eventgate/store"
 )
@@ -22,7 +23,7 @@ func TestCheckURL(t *testing.T) {
 		}
 		return nil, errors.New("no such host")
 	}
-	d := gateway.NewDispatcher(gateway.NewPublisher(store.NewRing(1)), gateway.DispatcherConfig{Lookup: lookup})
+	d := dispatch.New(gateway.NewPublisher(store.NewRing(1)), dispatch.Config{Lookup: lookup})
 	for _, tc := range []struct {
 		url     string
 		private bool // refused by the SSRF guard
@@ -53,11 +54,11 @@ func TestCheckURL(t *testing.T) {
 		{url: "public.test/hook", bad: true},
 	} {
 		err := d.CheckURL(context.Background(), tc.url)
-		var te *gateway.TargetError
+		var te *dispatch.TargetError
 		switch {
-		case tc.private && !errors.Is(err, gateway.ErrPrivateTarget):
+		case tc.private && !errors.Is(err, dispatch.ErrPrivateTarget):
 			t.Errorf("%s: %v, want ErrPrivateTarget", tc.url, err)
-		case tc.bad && (!errors.As(err, &te) || errors.Is(err, gateway.ErrPrivateTarget)):
+		case tc.bad && (!errors.As(err, &te) || errors.Is(err, dispatch.ErrPrivateTarget)):
 			t.Errorf("%s: %v, want a bad-URL TargetError", tc.url, err)
 		case !tc.private && !tc.bad && err != nil:
 			t.Errorf("%s: %v, want accepted", tc.url, err)

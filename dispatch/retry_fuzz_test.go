@@ -1,4 +1,4 @@
-package gateway_test
+package dispatch_test
 
 import (
 	"net/http"
@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eventgate/eventgate/gateway"
+	"github.com/eventgate/eventgate/dispatch"
 )
 
 var digitsOnly = regexp.MustCompile(`^[0-9]+$`)
@@ -24,7 +24,7 @@ func FuzzRetryAfter(f *testing.F) {
 		f.Add(s, int64(5*time.Second), 503)
 	}
 	f.Fuzz(func(t *testing.T, v string, scheduledNs int64, status int) {
-		d, ok := gateway.ParseRetryAfter(v, now)
+		d, ok := dispatch.ParseRetryAfter(v, now)
 		trimmed := strings.TrimSpace(v)
 		if digitsOnly.MatchString(trimmed) {
 			n, err := strconv.ParseUint(trimmed, 10, 32)
@@ -46,7 +46,7 @@ func FuzzRetryAfter(f *testing.F) {
 			scheduled = -scheduled
 		}
 		longest := 10 * time.Hour
-		got := gateway.RetryDelay(scheduled, status, v, now, longest)
+		got := dispatch.RetryDelay(scheduled, status, v, now, longest)
 		if got < scheduled || got > max(scheduled, longest) {
 			t.Fatalf("RetryDelay(%v, %d, %q) = %v, outside [scheduled, max(scheduled, longest)]", scheduled, status, v, got)
 		}

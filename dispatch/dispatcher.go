@@ -1,4 +1,4 @@
-package gateway
+package dispatch
 
 import (
 	"context"
@@ -16,11 +16,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/eventgate/eventgate/gateway"
 	"github.com/eventgate/eventgate/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Defaults for zero DispatcherConfig fields.
+// Defaults for zero Config fields.
 const (
 	DefaultDeliveryTimeout = 10 * time.Second
 	DefaultConcurrency     = 8
@@ -38,9 +39,9 @@ const (
 	lastErrorBody = 512 // bytes of the body quoted in last_error
 )
 
-// DispatcherConfig configures a Dispatcher; zero fields mean the documented
+// Config configures a Dispatcher; zero fields mean the documented
 // defaults.
-type DispatcherConfig struct {
+type Config struct {
 	Schedule            []time.Duration // --retry-schedule; default DefaultRetrySchedule
 	Timeout             time.Duration   // --delivery-timeout, per attempt; default 10s
 	Concurrency         int             // --endpoint-concurrency; default 8
@@ -70,7 +71,7 @@ type DispatcherConfig struct {
 	Origin string
 }
 
-// ErrTooManyWebhooks is returned by Create when DispatcherConfig.MaxWebhooks
+// ErrTooManyWebhooks is returned by Create when Config.MaxWebhooks
 // webhooks exist already.
 var ErrTooManyWebhooks = errors.New("too many webhooks")
 
@@ -81,12 +82,12 @@ const DefaultMaxWebhooks = 1000
 // cursor over the log, read by one goroutine that starts at most
 // Concurrency attempts at a time; a failed attempt waits for its retry as
 // an entry in the dispatcher's one timer heap. Methods are safe for
-// concurrent use. Create it with NewDispatcher, start it with Run, stop it
+// concurrent use. Create it with New, start it with Run, stop it
 // with Shutdown.
 type Dispatcher struct {
 	log     store.Log
-	pub     *Publisher
-	cfg     DispatcherConfig
+	pub     *gateway.Publisher
+	cfg     Config
 	hooks   store.Webhooks
 	queues  store.DeliveryQueues // nil: each endpoint is a cursor over the log
 	client  *http.Client
@@ -110,10 +111,10 @@ type Dispatcher struct {
 	shutdown  bool // Shutdown has begun
 }
 
-// NewDispatcher returns a Dispatcher reading pub's log; pub also publishes
+// New returns a Dispatcher reading pub's log; pub also publishes
 // the gateway's operational events. It starts nothing. It registers its
 // metrics with cfg.Registerer and panics if that fails (a wiring mistake).
-func NewDispatcher(pub *Publisher, cfg DispatcherConfig) *Dispatcher {
+func New(pub *gateway.Publisher, cfg Config) *Dispatcher {
 	if len(cfg.Schedule) == 0 {
 		cfg.Schedule = DefaultRetrySchedule
 	}
@@ -186,7 +187,7 @@ func NewDispatcher(pub *Publisher, cfg DispatcherConfig) *Dispatcher {
 // newTransport is the dispatcher's one HTTP transport: keep-alive with
 // enough idle connections per host for every in-flight attempt, no proxy,
 // and, unless private targets are allowed, the SSRF guard on every dial.
-func newTransport(cfg DispatcherConfig) *http.Transport {
+func newTransport(cfg Config) *http.Transport {
 	dialer := &net.Dialer{Timeout: min(cfg.Timeout, 30*time.Second), KeepAlive: 30 * time.Second}
 	if !cfg.AllowPrivateTargets {
 		dialer.Control = guardControl
@@ -285,7 +286,7 @@ func (d *Dispatcher) startLocked(ep *endpoint) {
 // answer, until nothing is left or ctx ends. Then it cancels the attempts
 // in flight, waits for Run's goroutines to exit, and logs what is
 // undelivered with counts per webhook. It returns ctx's error if the drain
-// was cut short. Idempotent; call Publisher.Shutdown first so that the
+// was cut short. Idempotent; call gateway.Publisher.Shutdown first so that the
 // newest seq is final.
 func (d *Dispatcher) Shutdown(ctx context.Context) error {
 	d.mu.Lock()

@@ -1,4 +1,4 @@
-package gateway
+package dispatch
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/eventgate/eventgate/gateway"
 	"github.com/eventgate/eventgate/gateway/signature"
 	"github.com/eventgate/eventgate/store"
 )
@@ -107,7 +108,7 @@ func (e *endpoint) persistDisabled(reason string, at time.Time) {
 	if err != nil && !errors.Is(err, errSkip) && e.ctx.Err() == nil {
 		d.cfg.Logger.Error("cannot store the disabled webhook", "webhook", e.id, "err", err)
 	}
-	d.publishOp(e.ctx, TypeWebhookDisabled, e.id, WebhookDisabledData{WebhookID: e.id, Reason: reason})
+	d.publishOp(e.ctx, gateway.TypeWebhookDisabled, e.id, WebhookDisabledData{WebhookID: e.id, Reason: reason})
 }
 
 func disableLabel(reason string) string {
@@ -165,7 +166,7 @@ func (e *endpoint) opDeliveryFailedLocked(dl *delivery) {
 		msg := dl.LastError
 		data.LastError = &msg
 	}
-	e.ops = append(e.ops, opEvent{typ: TypeDeliveryFailed, data: data})
+	e.ops = append(e.ops, opEvent{typ: gateway.TypeDeliveryFailed, data: data})
 }
 
 // flushOps publishes the queued operational events and stores forgotten
@@ -203,7 +204,7 @@ func (d *Dispatcher) publishOp(ctx context.Context, typ, webhookID string, data 
 	if _, err := d.pub.PublishOperational(ctx, typ, webhookID, data); err != nil {
 		d.metrics.opErrors.Inc()
 		level := "error"
-		if errors.Is(err, ErrDraining) || ctx.Err() != nil {
+		if errors.Is(err, gateway.ErrDraining) || ctx.Err() != nil {
 			level = "shutdown"
 		}
 		d.cfg.Logger.Warn("cannot record an operational event", "type", typ, "webhook", webhookID, "cause", level, "err", err)
@@ -214,7 +215,7 @@ func (d *Dispatcher) publishOp(ctx context.Context, typ, webhookID string, data 
 
 // dropSelf removes, in place, the operational events about this very
 // webhook (their subject is its id): no loops. Only events under
-// ReservedPrefix are examined, so the common path costs a prefix check.
+// gateway.ReservedPrefix are examined, so the common path costs a prefix check.
 func (e *endpoint) dropSelf(recs []store.Record) []store.Record {
 	out := recs[:0]
 	for _, r := range recs {
@@ -230,7 +231,7 @@ func (e *endpoint) dropSelf(recs []store.Record) []store.Record {
 
 // isSelf reports whether r is an operational event about this webhook.
 func (e *endpoint) isSelf(r store.Record) bool {
-	return IsReserved(r.Type) && subjectOf(r.JSON) == e.id
+	return gateway.IsReserved(r.Type) && subjectOf(r.JSON) == e.id
 }
 
 func subjectOf(event []byte) string {

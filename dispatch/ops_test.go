@@ -1,4 +1,4 @@
-package gateway_test
+package dispatch_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/eventgate/eventgate/dispatch"
 	"github.com/eventgate/eventgate/gateway"
 	"github.com/eventgate/eventgate/gateway/signature"
 	"github.com/eventgate/eventgate/store"
@@ -58,12 +59,12 @@ func (h *hosts) requests(host string) []recorded {
 type rig struct {
 	ring *store.Ring
 	pub  *gateway.Publisher
-	disp *gateway.Dispatcher
+	disp *dispatch.Dispatcher
 	reg  *prometheus.Registry
 	net  *hosts
 }
 
-func startRig(t *testing.T, cfg gateway.DispatcherConfig) (*rig, func()) {
+func startRig(t *testing.T, cfg dispatch.Config) (*rig, func()) {
 	t.Helper()
 	ring := store.NewRing(1000)
 	pub := gateway.NewPublisher(ring)
@@ -71,7 +72,7 @@ func startRig(t *testing.T, cfg gateway.DispatcherConfig) (*rig, func()) {
 	net := &hosts{answer: map[string]func(*http.Request) int{}, got: map[string][]recorded{}}
 	cfg.Transport, cfg.Registerer, cfg.AllowPrivateTargets = net, reg, true
 	cfg.Rand = func() float64 { return 0.5 }
-	d := gateway.NewDispatcher(pub, cfg)
+	d := dispatch.New(pub, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
@@ -124,7 +125,7 @@ func (r *rig) events(t *testing.T, typ string) []map[string]any {
 // the second; then only the new one, and the registry forgets the old.
 func TestRotationGraceExpires(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r, stop := startRig(t, gateway.DispatcherConfig{})
+		r, stop := startRig(t, dispatch.Config{})
 		defer stop()
 		const oldSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 		h := r.hook(t, store.Webhook{URL: "http://a.test/hook", Secret: oldSecret})
@@ -170,7 +171,7 @@ func TestRotationGraceExpires(t *testing.T) {
 // A success in between restarts the streak.
 func TestAutoDisableAfterContinuousFailure(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r, stop := startRig(t, gateway.DispatcherConfig{
+		r, stop := startRig(t, dispatch.Config{
 			DisableAfter: 3 * time.Hour,
 			Schedule:     []time.Duration{time.Hour, time.Hour, time.Hour, time.Hour, time.Hour, time.Hour},
 		})
@@ -223,7 +224,7 @@ func TestAutoDisableAfterContinuousFailure(t *testing.T) {
 
 		// Re-enabled: a new streak; one success in it restarts the count.
 		on := true
-		if _, resumed, err := r.disp.Update(context.Background(), bad.ID, gateway.WebhookUpdate{Enabled: &on}); err != nil || resumed.From != "cursor" {
+		if _, resumed, err := r.disp.Update(context.Background(), bad.ID, dispatch.WebhookUpdate{Enabled: &on}); err != nil || resumed.From != "cursor" {
 			t.Fatalf("re-enable: %v %+v", err, resumed)
 		}
 		r.publish(t, "order.created") // fails at R, R+1h, ...: a new streak from R
@@ -254,7 +255,7 @@ func TestAutoDisableAfterContinuousFailure(t *testing.T) {
 // more, so the log settles at three events.
 func TestNoDeliveryLoops(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r, stop := startRig(t, gateway.DispatcherConfig{Schedule: []time.Duration{time.Minute}})
+		r, stop := startRig(t, dispatch.Config{Schedule: []time.Duration{time.Minute}})
 		defer stop()
 		fail := func(*http.Request) int { return http.StatusInternalServerError }
 		r.net.answer["a.test"], r.net.answer["b.test"] = fail, fail
@@ -324,7 +325,7 @@ func counterVecValue(t *testing.T, reg *prometheus.Registry, name, label string)
 // its timer, then on the log), and attempts are spaced by the rate.
 func TestRateLimitIdleThenBurst(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r, stop := startRig(t, gateway.DispatcherConfig{})
+		r, stop := startRig(t, dispatch.Config{})
 		defer stop()
 		r.hook(t, store.Webhook{URL: "http://slow.test/hook", RateLimit: 2})
 		r.publish(t, "a.b") // takes the only token (burst 1 at 2/s)
@@ -350,7 +351,7 @@ func TestRateLimitIdleThenBurst(t *testing.T) {
 // it, and a reading tail keeps going. Run's end closes the rest.
 func TestDeliveryTailDropsSlowSubscriber(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r, stop := startRig(t, gateway.DispatcherConfig{})
+		r, stop := startRig(t, dispatch.Config{})
 		h := r.hook(t, store.Webhook{URL: "http://a.test/hook"})
 		slow, err := r.disp.TailDeliveries(h.ID)
 		if err != nil {
@@ -360,7 +361,7 @@ func TestDeliveryTailDropsSlowSubscriber(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var seen []gateway.Attempt
+		var seen []dispatch.Attempt
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
@@ -368,7 +369,7 @@ func TestDeliveryTailDropsSlowSubscriber(t *testing.T) {
 				seen = append(seen, a)
 			}
 		}()
-		for range gateway.TailBuffer + 10 {
+		for range dispatch.TailBuffer + 10 {
 			r.publish(t, "a.b")
 			synctest.Wait() // the live reader drains before the next attempt; the slow one never does
 		}
@@ -376,18 +377,18 @@ func TestDeliveryTailDropsSlowSubscriber(t *testing.T) {
 		for range slow.C {
 			n++
 		}
-		if !slow.Dropped() || n != gateway.TailBuffer {
+		if !slow.Dropped() || n != dispatch.TailBuffer {
 			t.Fatalf("slow tail: dropped %v after %d attempts", slow.Dropped(), n)
 		}
 		if got := counterValue(t, r.reg, "eventgate_webhook_tail_dropped_total"); got != 1 {
 			t.Fatalf("dropped counter = %v", got)
 		}
-		if s := r.disp.Stats(h.ID); s.Succeeded != gateway.TailBuffer+10 {
+		if s := r.disp.Stats(h.ID); s.Succeeded != dispatch.TailBuffer+10 {
 			t.Fatalf("the endpoint was held back: %+v", s)
 		}
 		stop() // Run's end closes the live tail
 		<-done
-		if len(seen) != gateway.TailBuffer+10 || live.Dropped() || seen[0].Attempt != 1 || seen[0].Status != store.DeliverySucceeded {
+		if len(seen) != dispatch.TailBuffer+10 || live.Dropped() || seen[0].Attempt != 1 || seen[0].Status != store.DeliverySucceeded {
 			t.Fatalf("live tail saw %d (dropped %v): %+v", len(seen), live.Dropped(), seen[0])
 		}
 		live.Close() // idempotent after the end

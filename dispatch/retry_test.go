@@ -1,11 +1,11 @@
-package gateway_test
+package dispatch_test
 
 import (
 	"net/http"
 	"testing"
 	"time"
 
-	"github.com/eventgate/eventgate/gateway"
+	"github.com/eventgate/eventgate/dispatch"
 )
 
 func TestJitter(t *testing.T) {
@@ -17,7 +17,7 @@ func TestJitter(t *testing.T) {
 		{0.5, 10 * time.Second},
 		{0.999999, 12 * time.Second},
 	} {
-		if got := gateway.Jitter(10*time.Second, tc.r); got.Round(time.Millisecond) != tc.want {
+		if got := dispatch.Jitter(10*time.Second, tc.r); got.Round(time.Millisecond) != tc.want {
 			t.Errorf("Jitter(10s, %v) = %s, want %s", tc.r, got, tc.want)
 		}
 	}
@@ -43,7 +43,7 @@ func TestParseRetryAfter(t *testing.T) {
 		{"Thu Nov 26 10:01:00 2026", time.Minute, true},              // asctime
 		{"Thu, 26 Nov 2026 09:00:00 GMT", 0, true},                   // in the past
 	} {
-		got, ok := gateway.ParseRetryAfter(tc.in, now)
+		got, ok := dispatch.ParseRetryAfter(tc.in, now)
 		if got != tc.want || ok != tc.ok {
 			t.Errorf("ParseRetryAfter(%q) = %s, %v; want %s, %v", tc.in, got, ok, tc.want, tc.ok)
 		}
@@ -71,7 +71,7 @@ func TestRetryDelay(t *testing.T) {
 		{"429 garbage", 429, "later", sched},
 		{"301 ignores it", http.StatusMovedPermanently, "600", sched},
 	} {
-		if got := gateway.RetryDelay(sched, tc.status, tc.ra, now, longest); got != tc.want {
+		if got := dispatch.RetryDelay(sched, tc.status, tc.ra, now, longest); got != tc.want {
 			t.Errorf("%s: RetryDelay = %s, want %s", tc.name, got, tc.want)
 		}
 	}

@@ -1,4 +1,4 @@
-package gateway
+package dispatch
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/eventgate/eventgate/gateway"
 	"github.com/eventgate/eventgate/gateway/signature"
 	"github.com/eventgate/eventgate/store"
 )
@@ -391,7 +392,7 @@ func (e *endpoint) takeLocked(recs []store.Record, now time.Time) {
 		e.win.arrive(now, time.Unix(0, recs[i].StoredAt), 1)
 		dl := &delivery{
 			Delivery: store.Delivery{
-				ID: newID("dlv_", now), WebhookID: e.id,
+				ID: gateway.NewID("dlv_", now), WebhookID: e.id,
 				EventSeq: recs[i].Seq, EventID: recs[i].ID,
 				Status: store.DeliveryPending, NextAttemptAt: now, CreatedAt: now,
 			},
@@ -421,7 +422,7 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 func (e *endpoint) recordGapLocked(g store.Gap, now time.Time) {
 	n := g.To - g.From + 1
 	dl := &delivery{Delivery: store.Delivery{
-		ID: newID("dlv_", now), WebhookID: e.id, EventSeq: g.From,
+		ID: gateway.NewID("dlv_", now), WebhookID: e.id, EventSeq: g.From,
 		Status: store.DeliveryFailed, CreatedAt: now, LastAttemptAt: now,
 		LastError: fmt.Sprintf("events %d-%d (%d) were overwritten in the ring buffer before this endpoint took them; whether they matched is unknown", g.From, g.To, n),
 	}, final: true}
@@ -577,7 +578,7 @@ func (e *endpoint) finalLocked(dl *delivery, now time.Time, ok bool) {
 		e.d.metrics.deliveries.WithLabelValues("failed").Inc()
 		// No loops: a failure delivering an eventgate.delivery.failed
 		// event records no further event.
-		if dl.typ != TypeDeliveryFailed {
+		if dl.typ != gateway.TypeDeliveryFailed {
 			e.opDeliveryFailedLocked(dl)
 		}
 	}

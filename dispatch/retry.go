@@ -1,4 +1,4 @@
-package gateway
+package dispatch
 
 import (
 	"net/http"
@@ -8,7 +8,7 @@ import (
 )
 
 // DefaultRetrySchedule is the delay before each retry when
-// DispatcherConfig.Schedule is empty: 8 attempts over about 27.6 hours.
+// Config.Schedule is empty: 8 attempts over about 27.6 hours.
 var DefaultRetrySchedule = []time.Duration{
 	5 * time.Second, 5 * time.Minute, 30 * time.Minute,
 	2 * time.Hour, 5 * time.Hour, 10 * time.Hour, 10 * time.Hour,

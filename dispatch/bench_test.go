@@ -1,4 +1,4 @@
-package gateway_test
+package dispatch_test
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eventgate/eventgate/dispatch"
 	"github.com/eventgate/eventgate/gateway"
 	"github.com/eventgate/eventgate/store"
 )
@@ -35,12 +36,12 @@ func (c *countingReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // benchGateway runs a dispatcher over a ring with one webhook per receiver.
-func benchGateway(tb testing.TB, receivers int, cfg gateway.DispatcherConfig) (*gateway.Publisher, []*countingReceiver, func()) {
+func benchGateway(tb testing.TB, receivers int, cfg dispatch.Config) (*gateway.Publisher, []*countingReceiver, func()) {
 	tb.Helper()
 	ring := store.NewRing(1 << 20)
 	pub := gateway.NewPublisher(ring)
 	cfg.AllowPrivateTargets = true
-	d := gateway.NewDispatcher(pub, cfg)
+	d := dispatch.New(pub, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
@@ -89,7 +90,7 @@ func BenchmarkDelivery(b *testing.B) {
 		receivers, concurrency int
 	}{{1, 8}, {1, 32}, {100, 8}} {
 		b.Run("receivers="+strconv.Itoa(tc.receivers)+"/concurrency="+strconv.Itoa(tc.concurrency), func(b *testing.B) {
-			pub, rcs, stop := benchGateway(b, tc.receivers, gateway.DispatcherConfig{Concurrency: tc.concurrency})
+			pub, rcs, stop := benchGateway(b, tc.receivers, dispatch.Config{Concurrency: tc.concurrency})
 			defer stop()
 			events := (b.N + tc.receivers - 1) / tc.receivers
 			for _, rc := range rcs {
@@ -114,7 +115,7 @@ func BenchmarkIngestToDelivery(b *testing.B) {
 	const total = rate * seconds
 	ring := store.NewRing(1 << 16)
 	pub := gateway.NewPublisher(ring)
-	d := gateway.NewDispatcher(pub, gateway.DispatcherConfig{AllowPrivateTargets: true})
+	d := dispatch.New(pub, dispatch.Config{AllowPrivateTargets: true})
 	ctx, cancel := context.WithCancel(context.Background())
 	runDone := make(chan error, 1)
 	go func() { runDone <- d.Run(ctx) }()

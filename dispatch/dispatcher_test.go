@@ -1,4 +1,4 @@
-package gateway_test
+package dispatch_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/eventgate/eventgate/dispatch"
 	"github.com/eventgate/eventgate/gateway"
 	"github.com/eventgate/eventgate/store"
 	"github.com/prometheus/client_golang/prometheus"
@@ -59,14 +60,14 @@ func (f *fakeEndpoint) count() int {
 // bubble is a dispatcher running in a synctest bubble over a fake endpoint.
 type bubble struct {
 	pub  *gateway.Publisher
-	disp *gateway.Dispatcher
+	disp *dispatch.Dispatcher
 	hook store.Webhook
 	reg  *prometheus.Registry
 }
 
 // startBubble starts a dispatcher with one webhook; stop it with the
 // returned func before the bubble ends.
-func startBubble(t *testing.T, ep *fakeEndpoint, cfg gateway.DispatcherConfig) (*bubble, func()) {
+func startBubble(t *testing.T, ep *fakeEndpoint, cfg dispatch.Config) (*bubble, func()) {
 	t.Helper()
 	ring := store.NewRing(1000)
 	pub := gateway.NewPublisher(ring)
@@ -75,7 +76,7 @@ func startBubble(t *testing.T, ep *fakeEndpoint, cfg gateway.DispatcherConfig) (
 	if cfg.Rand == nil {
 		cfg.Rand = func() float64 { return 0.5 } // no jitter
 	}
-	d := gateway.NewDispatcher(pub, cfg)
+	d := dispatch.New(pub, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
@@ -123,7 +124,7 @@ func TestBackoffFollowsSchedule(t *testing.T) {
 			}
 			return http.StatusOK, nil
 		}}
-		b, stop := startBubble(t, ep, gateway.DispatcherConfig{})
+		b, stop := startBubble(t, ep, dispatch.Config{})
 		defer stop()
 		b.publish(t, 1)
 		synctest.Wait()
@@ -163,7 +164,7 @@ func TestBackoffJitterBounds(t *testing.T) {
 				}
 				return http.StatusNoContent, nil
 			}}
-			b, stop := startBubble(t, ep, gateway.DispatcherConfig{Schedule: []time.Duration{10 * time.Second}, Rand: func() float64 { return tc.r }})
+			b, stop := startBubble(t, ep, dispatch.Config{Schedule: []time.Duration{10 * time.Second}, Rand: func() float64 { return tc.r }})
 			defer stop()
 			b.publish(t, 1)
 			time.Sleep(time.Minute)
@@ -194,7 +195,7 @@ func TestBackoffHonoursRetryAfter(t *testing.T) {
 					}
 					return http.StatusOK, nil
 				}}
-				b, stop := startBubble(t, ep, gateway.DispatcherConfig{Schedule: []time.Duration{5 * time.Second, time.Hour}})
+				b, stop := startBubble(t, ep, dispatch.Config{Schedule: []time.Duration{5 * time.Second, time.Hour}})
 				defer stop()
 				b.publish(t, 1)
 				time.Sleep(2 * time.Hour)
@@ -221,7 +222,7 @@ func TestMaxRetryingStopsIntake(t *testing.T) {
 			}
 			return http.StatusInternalServerError, nil
 		}}
-		b, stop := startBubble(t, ep, gateway.DispatcherConfig{MaxRetrying: 3, Concurrency: 2, Schedule: []time.Duration{time.Minute}})
+		b, stop := startBubble(t, ep, dispatch.Config{MaxRetrying: 3, Concurrency: 2, Schedule: []time.Duration{time.Minute}})
 		defer stop()
 		b.publish(t, 10)
 		synctest.Wait()
@@ -245,7 +246,7 @@ func TestMaxRetryingStopsIntake(t *testing.T) {
 func TestDeliveryLogBounded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ep := &fakeEndpoint{answer: func(int) (int, http.Header) { return http.StatusOK, nil }}
-		b, stop := startBubble(t, ep, gateway.DispatcherConfig{DeliveryLogSize: 5, Concurrency: 1})
+		b, stop := startBubble(t, ep, dispatch.Config{DeliveryLogSize: 5, Concurrency: 1})
 		defer stop()
 		b.publish(t, 8)
 		synctest.Wait()
@@ -272,7 +273,7 @@ func TestShutdownWaitsForDueRetries(t *testing.T) {
 			}
 			return http.StatusOK, nil
 		}}
-		b, stop := startBubble(t, ep, gateway.DispatcherConfig{Schedule: []time.Duration{5 * time.Second}})
+		b, stop := startBubble(t, ep, dispatch.Config{Schedule: []time.Duration{5 * time.Second}})
 		defer stop()
 		b.publish(t, 1)
 		synctest.Wait()
@@ -289,7 +290,7 @@ func TestShutdownWaitsForDueRetries(t *testing.T) {
 	})
 	synctest.Test(t, func(t *testing.T) {
 		ep := &fakeEndpoint{answer: func(int) (int, http.Header) { return http.StatusServiceUnavailable, nil }}
-		b, stop := startBubble(t, ep, gateway.DispatcherConfig{Schedule: []time.Duration{time.Hour}})
+		b, stop := startBubble(t, ep, dispatch.Config{Schedule: []time.Duration{time.Hour}})
 		defer stop()
 		b.publish(t, 1)
 		synctest.Wait()

@@ -1,4 +1,4 @@
-package gateway
+package dispatch
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/eventgate/eventgate/gateway"
 	"github.com/eventgate/eventgate/store"
 )
 
@@ -40,8 +41,8 @@ func TestWorkersExitWhenIdleAndOnDelete(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rt := &hangable{}
 		ring := store.NewRing(1000)
-		pub := NewPublisher(ring)
-		d := NewDispatcher(pub, DispatcherConfig{Transport: rt, AllowPrivateTargets: true, Concurrency: 4})
+		pub := gateway.NewPublisher(ring)
+		d := New(pub, Config{Transport: rt, AllowPrivateTargets: true, Concurrency: 4})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- d.Run(ctx) }()

@@ -1,4 +1,4 @@
-package gateway
+package dispatch
 
 // The Dispatcher's webhook API: registering, changing, listing and
 // removing webhooks, their deliveries and manual retries. Changes are
@@ -12,6 +12,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/eventgate/eventgate/gateway"
 	"github.com/eventgate/eventgate/gateway/signature"
 	"github.com/eventgate/eventgate/store"
 )
@@ -51,7 +52,7 @@ func (d *Dispatcher) Create(ctx context.Context, w store.Webhook) (store.Webhook
 		w.Secret = signature.NewSecret()
 	}
 	now := time.Now().UTC()
-	w.ID = newID("wh_", now)
+	w.ID = gateway.NewID("wh_", now)
 	w.CreatedAt, w.UpdatedAt = now, now
 	if w.Enabled {
 		w.DisabledReason = ""

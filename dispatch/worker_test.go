@@ -1,4 +1,4 @@
-package gateway_test
+package dispatch_test
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/eventgate/eventgate/dispatch"
 	"github.com/eventgate/eventgate/gateway"
 	"github.com/eventgate/eventgate/store"
 )
@@ -54,7 +55,7 @@ func TestAttemptsReuseWorkers(t *testing.T) {
 		rt := &byGoroutine{ids: make(map[string]int)}
 		ring := store.NewRing(1000)
 		pub := gateway.NewPublisher(ring)
-		d := gateway.NewDispatcher(pub, gateway.DispatcherConfig{Transport: rt, AllowPrivateTargets: true, Concurrency: 3})
+		d := dispatch.New(pub, dispatch.Config{Transport: rt, AllowPrivateTargets: true, Concurrency: 3})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- d.Run(ctx) }()
@@ -105,7 +106,7 @@ func TestSlowEndpointDoesNotHoldUpAnother(t *testing.T) {
 
 	ring := store.NewRing(1000)
 	pub := gateway.NewPublisher(ring)
-	d := gateway.NewDispatcher(pub, gateway.DispatcherConfig{AllowPrivateTargets: true, Concurrency: 2, Timeout: time.Minute})
+	d := dispatch.New(pub, dispatch.Config{AllowPrivateTargets: true, Concurrency: 2, Timeout: time.Minute})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
@@ -158,7 +159,7 @@ func TestAttemptAuthAndErrors(t *testing.T) {
 
 	ring := store.NewRing(100)
 	pub := gateway.NewPublisher(ring)
-	d := gateway.NewDispatcher(pub, gateway.DispatcherConfig{AllowPrivateTargets: true, Schedule: []time.Duration{time.Hour}})
+	d := dispatch.New(pub, dispatch.Config{AllowPrivateTargets: true, Schedule: []time.Duration{time.Hour}})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
