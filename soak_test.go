@@ -478,9 +478,11 @@ func TestSoak(t *testing.T) {
 	for i, c := range clients {
 		cuts += c.cuts.Load()
 		resumes += c.resumes.Load()
+		c.mu.Lock() // a client still running may fail meanwhile
 		for _, e := range c.errs {
 			t.Errorf("client %d (%s, slow=%v): %s", i, c.query, c.slow, e)
 		}
+		c.mu.Unlock()
 	}
 	var deliveries, attempts, injected, dups int64
 	for i, r := range recvs {

@@ -3,14 +3,10 @@ package dispatch
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -45,8 +41,8 @@ const workerIdle = 2 * time.Second
 // jobs has room for Concurrency attempts and inFlight, which counts every
 // queued one, never exceeds Concurrency, so the send does not block. Were
 // the slot accounting ever to let it fill, the attempt runs on a goroutine
-// of its own, as every attempt did before workers: the endpoint goroutine
-// never blocks, and no attempt is dropped.
+// of its own: the endpoint goroutine never blocks, and no attempt is
+// dropped.
 func (e *endpoint) submitLocked(j attemptJob) {
 	select {
 	case e.jobs <- j:
@@ -93,26 +89,15 @@ func (e *endpoint) work() {
 
 // attemptHeader returns an attempt's request header: the webhook's custom
 // headers, then Content-Type, User-Agent and the three Standard Webhooks
-// headers signed at start. The header is made at its final size and every
-// value slice shares one backing array: this runs once per attempt.
+// headers signed at start.
 func attemptHeader(j attemptJob, start time.Time) http.Header {
-	const own = 5
-	h := make(http.Header, own+len(j.headers))
-	vals := make([]string, own+len(j.headers))
-	i := 0
-	set := func(k, v string) {
-		vals[i] = v
-		h[k] = vals[i : i+1 : i+1]
-		i++
-	}
+	h := make(http.Header, 5+len(j.headers))
 	for k, v := range j.headers { // validated: none is one the gateway sets
-		set(http.CanonicalHeaderKey(k), v)
+		h.Set(k, v)
 	}
-	set("Content-Type", "application/json")
-	set("User-Agent", "eventgate")
-	set(signature.HeaderID, j.msgID)
-	set(signature.HeaderTimestamp, strconv.FormatInt(start.Unix(), 10))
-	set(signature.HeaderSignature, signature.Header(j.secrets, j.msgID, start, j.body))
+	h.Set("Content-Type", "application/json")
+	h.Set("User-Agent", "eventgate")
+	signature.SetHeaders(h, j.secrets, j.msgID, start, j.body)
 	return h
 }
 
@@ -123,21 +108,16 @@ func (d *Dispatcher) attempt(ctx context.Context, j attemptJob) result {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
 	defer cancel()
 	r := result{dl: j.dl, manual: j.manual, start: time.Now()}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, j.url, nil)
+	// A *bytes.Reader body: net/http knows its length, can re-send it on a
+	// keep-alive connection that died, and writes the headers and the
+	// body in one syscall.
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, j.url, bytes.NewReader(j.body))
 	if err != nil {
 		r.err = err
 		return r
 	}
 	req.Header = attemptHeader(j, r.start)
-	req.ContentLength = int64(len(j.body))
-	// An io.NopCloser'd *bytes.Reader, not a leaner type of our own:
-	// net/http knows it is in memory and writes the headers and the body
-	// in one syscall (any other body gets the headers flushed first).
-	req.Body = io.NopCloser(bytes.NewReader(j.body))
-	req.GetBody = func() (io.ReadCloser, error) { // the transport re-sends on a keep-alive connection that died
-		return io.NopCloser(bytes.NewReader(j.body)), nil
-	}
-	resp, err := d.send(req)
+	resp, err := d.client.Do(req)
 	if err != nil {
 		r.err, r.dur = err, time.Since(r.start)
 		return r
@@ -155,45 +135,6 @@ func (d *Dispatcher) attempt(ctx context.Context, j attemptJob) result {
 	_ = resp.Body.Close()
 	r.dur = time.Since(r.start)
 	return r
-}
-
-// send does for an attempt what d.client.Do would, on the same transport,
-// without the client's per-request copies of the header and URL (it keeps
-// them to follow redirects, which attempts never do): Basic auth from the
-// URL's userinfo unless a custom Authorization header is set, and errors
-// wrapped in *url.Error with the password redacted, as Client.Do reports
-// them.
-func (d *Dispatcher) send(req *http.Request) (*http.Response, error) {
-	if u := req.URL.User; u != nil && req.Header.Get("Authorization") == "" {
-		pass, _ := u.Password()
-		req.Header["Authorization"] = []string{"Basic " + base64.StdEncoding.EncodeToString([]byte(u.Username()+":"+pass))}
-	}
-	resp, err := d.cfg.Transport.RoundTrip(req)
-	if err == nil && resp == nil {
-		err = fmt.Errorf("http: RoundTripper implementation (%T) returned a nil *Response with a nil error", d.cfg.Transport)
-	}
-	if err != nil {
-		if resp != nil && resp.Body != nil {
-			_ = resp.Body.Close()
-		}
-		if tlsErr := (tls.RecordHeaderError{}); errors.As(err, &tlsErr) && string(tlsErr.RecordHeader[:]) == "HTTP/" {
-			err = http.ErrSchemeMismatch
-		}
-		return nil, &url.Error{Op: "Post", URL: stripPassword(req.URL), Err: err}
-	}
-	if resp.Body == nil {
-		resp.Body = http.NoBody
-	}
-	return resp, nil
-}
-
-// stripPassword is the URL as net/http's client quotes it in errors: the
-// password, if any, replaced by "***".
-func stripPassword(u *url.URL) string {
-	if _, ok := u.User.Password(); ok {
-		return strings.Replace(u.String(), u.User.String()+"@", u.User.Username()+":***@", 1)
-	}
-	return u.String()
 }
 
 // classify names an attempt's outcome and, for a failure, the last_error

@@ -391,14 +391,14 @@ func (d *Dispatcher) msgID(seq uint64) string {
 	return string(strconv.AppendUint(b, seq, 10))
 }
 
-// loadEndpoint makes webhook w's endpoint (not started), with its queue
-// when the log shares deliveries (one made now starts after seq after).
+// loadEndpoint makes webhook w's endpoint (not started) with its source,
+// which starts after seq after when it is new.
 func (d *Dispatcher) loadEndpoint(ctx context.Context, w store.Webhook, after uint64) (*endpoint, error) {
-	ep, err := d.newEndpoint(w, after)
+	ep, err := d.newEndpoint(w)
 	if err != nil {
 		return nil, err
 	}
-	if ep.q, err = d.openQueue(ctx, w, after); err != nil {
+	if ep.src, err = d.openSource(ctx, ep, w, after); err != nil {
 		ep.cancel()
 		return nil, err
 	}
@@ -483,9 +483,7 @@ func (d *Dispatcher) watched(id string) {
 	if _, err := ep.apply(w, false); err != nil {
 		d.cfg.Logger.Error("cannot apply a changed webhook", "webhook", id, "err", err)
 	}
-	if ep.q != nil && types {
-		if err := ep.q.SetTypes(ctx, w.Types); err != nil {
-			d.cfg.Logger.Error("cannot change a webhook's queue", "webhook", id, "err", err)
-		}
+	if _, err := ep.src.apply(ctx, w, types, false, false, 0); err != nil {
+		d.cfg.Logger.Error("cannot change a webhook's queue", "webhook", id, "err", err)
 	}
 }

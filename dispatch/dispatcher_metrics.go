@@ -161,7 +161,7 @@ func (c *endpointCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descInSystem, prometheus.GaugeValue, float64(s.InSystem), id)
 		ch <- prometheus.MustNewConstMetric(descSucceeded, prometheus.CounterValue, float64(s.Succeeded), id)
 		ch <- prometheus.MustNewConstMetric(descFailed, prometheus.CounterValue, float64(s.Failed), id)
-		if ep.q != nil {
+		if ep.src.shared() {
 			ch <- prometheus.MustNewConstMetric(descJSPending, prometheus.GaugeValue, float64(s.Lag), id)
 		}
 	}

@@ -13,8 +13,10 @@ import (
 	"github.com/eventgate/eventgate/store"
 )
 
-// endpoint is one webhook's cursor over the log. Its goroutine (run) is the
-// only one that moves the cursor, starts attempts and records their
+// endpoint is one webhook's deliveries: it takes them from its source (a
+// cursor over the log, or a shared queue), attempts them, decides each
+// attempt's verdict and has the source settle it. Its goroutine (run) is
+// the only one that takes deliveries, starts attempts and records their
 // results; the API and the retry heap hand it work through due and kick.
 // Its attempt workers (at most Concurrency, see work) take attempts from
 // jobs and report on results; run starts them and waits for them.
@@ -57,9 +59,9 @@ type endpoint struct {
 	failingSince time.Time
 	replay       *replayRange // a replay in progress; nil when none
 	tails        map[*Tail]struct{}
-	ops          []opEvent // operational events to publish, outside mu
-	cursor       uint64
-	due          []dueItem // retries that fell due and manual retries, in order
+	ops          pendingOps // work for flushOps, outside mu
+	src          source     // set before run starts, never changed
+	due          []dueItem  // retries that fell due and manual retries, in order
 	inFlight     int
 	workers      int // attempt workers running (idle or busy), at most Concurrency
 	retrying     int // heap entries + due retries
@@ -67,21 +69,8 @@ type endpoint struct {
 	succeeded    uint64
 	failed       uint64
 	win          window
-	waitCount    waitingCount // the last count of waiting events, for stats
 	log          deliveryLog
 	deleted      bool
-
-	// The shared queue (store.DeliveryQueues), nil for a cursor over the
-	// log. fetch is the pull request in progress (endpoint goroutine
-	// only); fetchLeft counts the deliveries it may still bring, which
-	// hold attempt slots meanwhile; qLag is the queue's NumPending as
-	// last seen.
-	q         store.DeliveryQueue
-	fetch     <-chan store.Queued
-	fetchEnd  context.CancelFunc
-	fetchLeft int
-	fetchGot  int
-	qLag      uint64
 }
 
 type dueItem struct {
@@ -119,7 +108,8 @@ type result struct {
 	err        error
 }
 
-func (d *Dispatcher) newEndpoint(w store.Webhook, cursor uint64) (*endpoint, error) {
+// newEndpoint makes webhook w's endpoint, without its source.
+func (d *Dispatcher) newEndpoint(w store.Webhook) (*endpoint, error) {
 	ep := &endpoint{
 		d:       d,
 		id:      w.ID,
@@ -127,7 +117,6 @@ func (d *Dispatcher) newEndpoint(w store.Webhook, cursor uint64) (*endpoint, err
 		jobs:    make(chan attemptJob, d.cfg.Concurrency),
 		results: make(chan result, d.cfg.Concurrency+1), // + one handshake
 		drained: make(chan struct{}),
-		cursor:  cursor,
 		log:     newDeliveryLog(d.cfg.DeliveryLogSize),
 		tails:   make(map[*Tail]struct{}),
 	}
@@ -183,15 +172,15 @@ func (e *endpoint) setHook(w store.Webhook, now time.Time) error {
 func (e *endpoint) apply(w store.Webhook, newest bool) (uint64, error) {
 	e.mu.Lock()
 	err := e.setHook(w, time.Now())
+	var after uint64
 	if err == nil && newest {
-		if n := e.d.log.Bounds().Newest; n > e.cursor {
-			e.cursor = n
-		}
+		after = e.src.moveToLocked(e.d.log.Bounds().Newest)
+	} else {
+		after = e.src.moveToLocked(0)
 	}
-	cursor := e.cursor
 	e.mu.Unlock()
 	e.poke()
-	return cursor, err
+	return after, err
 }
 
 // report hands an attempt's result to the endpoint's goroutine, or drops
@@ -260,12 +249,8 @@ func (e *endpoint) run() {
 				}
 			}
 			e.flushOps()
-		case m, ok := <-e.fetch:
-			if ok {
-				e.takeQueued(m)
-			} else {
-				e.fetchDone()
-			}
+		case m, ok := <-e.src.incoming():
+			e.src.received(m, ok)
 			e.flushOps()
 		case <-wait:
 		case <-e.kick:
@@ -295,7 +280,8 @@ func (e *endpoint) step(buf *[]store.Record) (<-chan struct{}, time.Time) {
 		return nil, wake
 	}
 	tokens := e.bucket.available(now)
-	for e.hook.Enabled && e.inFlight+e.fetchLeft < d.cfg.Concurrency && len(e.due) > 0 && tokens > 0 {
+	reserved := e.src.reservedLocked()
+	for e.hook.Enabled && e.inFlight+reserved < d.cfg.Concurrency && len(e.due) > 0 && tokens > 0 {
 		it := e.due[0]
 		e.due[0] = dueItem{}
 		e.due = e.due[1:]
@@ -307,26 +293,23 @@ func (e *endpoint) step(buf *[]store.Record) (<-chan struct{}, time.Time) {
 	}
 	// Every attempt in flight may come back as a retry: counting them keeps
 	// retrying <= MaxRetrying strictly.
-	free := min(d.cfg.Concurrency-e.inFlight, d.cfg.MaxRetrying-e.retrying-e.inFlight) - e.fetchLeft
+	free := min(d.cfg.Concurrency-e.inFlight, d.cfg.MaxRetrying-e.retrying-e.inFlight) - reserved
 	active := e.hook.Enabled && !e.deleted
 	if active && free > 0 && tokens == 0 {
 		// Work waits for a token, not for a slot: wake when one is due
 		// (and then wait on the log as usual).
-		if len(e.due) > 0 || e.replay != nil || e.cursor < d.log.Bounds().Newest {
+		if len(e.due) > 0 || e.replay != nil || !e.src.drainedLocked(d.log.Bounds().Newest) {
 			d.metrics.rateWaits.Inc()
 		}
 		wake = earliest(wake, e.bucket.next(now))
 	}
 	free = min(free, tokens)
-	canRead := active && free > 0 && (!draining || e.cursor < target)
-	if e.q != nil {
-		canRead = active && free > 0 && !draining // the queue has no drain target: others go on
-	}
+	canRead := active && free > 0 && e.src.canTakeLocked(draining, target)
 	var rp *replayRange
 	if active && free > 0 && !draining && e.replay != nil {
 		rp = e.replay
 	}
-	cursor, filter := e.cursor, e.filter
+	filter := e.filter
 	e.mu.Unlock()
 
 	if rp != nil {
@@ -338,73 +321,27 @@ func (e *endpoint) step(buf *[]store.Record) (<-chan struct{}, time.Time) {
 		}
 		free -= e.readReplay(rp, n, filter, buf)
 	}
-	if e.q != nil {
-		return nil, e.stepQueue(canRead && free > 0, free, draining, wake, now)
-	}
-	if !canRead || free <= 0 {
-		if canRead {
-			return closedChan, wake // the replay used the slots: read live next round
-		}
-		return nil, wake
-	}
-
-	page, err := d.log.Read(e.ctx, cursor, free, filter, (*buf)[:0])
-	if err != nil {
-		if e.ctx.Err() == nil {
-			d.cfg.Logger.Error("webhook cannot read the log", "webhook", e.id, "err", err)
-		}
-		// The log is failing: try again in a second.
-		return nil, earliest(wake, now.Add(time.Second))
-	}
-	*buf = page.Records
-	recs, next := page.Records, page.Next
-	if draining && next > target {
-		for len(recs) > 0 && recs[len(recs)-1].Seq > target {
-			recs = recs[:len(recs)-1]
-		}
-		next = target
-	}
-	recs = e.dropSelf(recs)
-
-	now = time.Now()
-	e.mu.Lock()
-	if e.cursor != cursor || e.deleted {
-		e.mu.Unlock()
-		return closedChan, wake // moved meanwhile (resume newest): read again
-	}
-	e.cursor = next
-	if page.Gap != nil {
-		e.recordGapLocked(*page.Gap, now)
-	}
-	e.takeLocked(recs, now)
-	e.mu.Unlock()
-	clear(*buf) // do not pin records in the read buffer
-	if draining && next >= target {
-		return nil, wake
-	}
-	return d.log.Wait(next), wake
+	return e.src.take(canRead, free, draining, buf, wake, now)
 }
 
-// takeLocked turns records into deliveries and launches their first
-// attempts (the caller has checked slots and tokens).
-func (e *endpoint) takeLocked(recs []store.Record, now time.Time) {
-	for i := range recs {
-		e.win.arrive(now, time.Unix(0, recs[i].StoredAt), 1)
-		dl := &delivery{
-			Delivery: store.Delivery{
-				ID: gateway.NewID("dlv_", now), WebhookID: e.id,
-				EventSeq: recs[i].Seq, EventID: recs[i].ID,
-				Status: store.DeliveryPending, NextAttemptAt: now, CreatedAt: now,
-			},
-			rec:      recs[i],
-			storedAt: time.Unix(0, recs[i].StoredAt),
-			takenAt:  now,
-			typ:      recs[i].Type,
-		}
-		e.inSystem++
-		e.addLocked(dl)
-		e.launchLocked(dl, false)
+// takeLocked turns a record into a delivery and launches its first
+// attempt (the caller has checked slots and tokens).
+func (e *endpoint) takeLocked(rec store.Record, now time.Time) {
+	e.win.arrive(now, time.Unix(0, rec.StoredAt), 1)
+	dl := &delivery{
+		Delivery: store.Delivery{
+			ID: gateway.NewID("dlv_", now), WebhookID: e.id,
+			EventSeq: rec.Seq, EventID: rec.ID,
+			Status: store.DeliveryPending, NextAttemptAt: now, CreatedAt: now,
+		},
+		rec:      rec,
+		storedAt: time.Unix(0, rec.StoredAt),
+		takenAt:  now,
+		typ:      rec.Type,
 	}
+	e.inSystem++
+	e.addLocked(dl)
+	e.launchLocked(dl, false)
 }
 
 // earliest returns the earlier of a and b, ignoring zero times.
@@ -414,8 +351,6 @@ func earliest(a, b time.Time) time.Time {
 	}
 	return a
 }
-
-var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // recordGapLocked records events overwritten before the cursor reached
 // them as one failed delivery: never silent.
@@ -429,7 +364,7 @@ func (e *endpoint) recordGapLocked(g store.Gap, now time.Time) {
 	e.failed++
 	e.addLocked(dl)
 	e.tailLocked(dl, 0)
-	e.recordLocked(dl)
+	e.src.recordLocked(dl)
 	e.opDeliveryFailedLocked(dl)
 	e.d.metrics.overwritten.Add(float64(n))
 	e.d.metrics.deliveries.WithLabelValues("overwritten").Inc()
@@ -452,7 +387,9 @@ func (e *endpoint) launchLocked(dl *delivery, manual bool) {
 		msgID: e.d.msgID(dl.EventSeq), body: dl.rec.JSON})
 }
 
-// finish records the outcome of one attempt.
+// finish records the outcome of one attempt: its verdict (decide), the
+// delivery's new state, and the source's settlement, done outside the
+// lock.
 func (e *endpoint) finish(r result) {
 	if r.hs != nil {
 		e.finishHandshake(r)
@@ -464,11 +401,6 @@ func (e *endpoint) finish(r result) {
 	e.inFlight--
 	dl := r.dl
 	dl.busy = false
-	var held store.Settler // the queued message this attempt settles
-	if !r.manual {
-		held, dl.msg = dl.msg, nil
-	}
-	var settle func() error
 	dl.Attempts++
 	dl.LastAttemptAt, dl.Duration, dl.LastStatusCode = r.start, r.dur, r.status
 	outcome, msg := classify(r, d.cfg.Timeout)
@@ -483,69 +415,38 @@ func (e *endpoint) finish(r result) {
 			e.failingSince = r.start
 		}
 	}
+	v := decide(outcome, r.manual, e.src.retryPendingLocked(dl), dl.Status == store.DeliveryRetrying,
+		e.src.handsBack(), dl.retries < len(d.cfg.Schedule))
+	var delay time.Duration
 	disable := ""
-	switch {
-	case outcome == outcomeSuccess:
+	switch v {
+	case verdictAck:
 		dl.Status, dl.LastError, dl.NextAttemptAt = store.DeliverySucceeded, "", time.Time{}
 		if !dl.final {
 			d.metrics.endToEnd.Observe(now.Sub(dl.storedAt).Seconds())
 		}
 		e.finalLocked(dl, now, true)
-		if held != nil {
-			settle = held.Ack
+	case verdictTerm:
+		dl.Status, dl.LastError, dl.NextAttemptAt = store.DeliveryFailed, msg, time.Time{}
+		if outcome == outcomeGone {
+			dl.LastError = msg + "; the webhook was disabled"
+			disable = ReasonGone
 		}
-	case outcome == outcomeGone:
-		dl.Status, dl.LastError, dl.NextAttemptAt = store.DeliveryFailed, msg+"; the webhook was disabled", time.Time{}
 		e.finalLocked(dl, now, false)
-		disable = ReasonGone
-		if held != nil {
-			settle = held.Term
-		}
-	case held != nil && outcome == outcomeCanceled:
-		// Stopped by this gateway (shutdown, delete): another one takes
-		// it at once. (A crash settles nothing: AckWait hands it on.)
+	case verdictRetry:
+		delay = RetryDelay(Jitter(d.cfg.Schedule[dl.retries], d.cfg.Rand()), r.status, r.retryAfter, now, d.longest)
+		dl.retries++
+		dl.Status, dl.LastError, dl.NextAttemptAt = store.DeliveryRetrying, msg, now.Add(delay)
+		d.metrics.retries.Inc()
+	case verdictRelease, verdictStands:
 		dl.LastError = msg
-		e.leaveLocked(dl)
-		settle = func() error { return held.NakWithDelay(0) }
-	case held != nil && dl.retries < len(d.cfg.Schedule):
-		// The retry waits in the queue, for whichever gateway is free
-		// when it falls due.
-		delay := RetryDelay(Jitter(d.cfg.Schedule[dl.retries], d.cfg.Rand()), r.status, r.retryAfter, now, d.longest)
-		dl.retries++
-		dl.Status, dl.LastError, dl.NextAttemptAt = store.DeliveryRetrying, msg, now.Add(delay)
-		d.metrics.retries.Inc()
-		e.leaveLocked(dl)
-		settle = func() error { return held.NakWithDelay(delay) }
-	case held != nil:
-		dl.Status, dl.LastError, dl.NextAttemptAt = store.DeliveryFailed, msg, time.Time{}
-		e.finalLocked(dl, now, false)
-		settle = held.Term
-	case r.manual && e.q != nil && dl.entry == nil && dl.Status == store.DeliveryRetrying:
-		dl.LastError = msg // the retry waiting in the queue stands
-	case r.manual && dl.entry != nil:
-		dl.LastError = msg // the scheduled retry stands
-		dl.NextAttemptAt = dl.entry.due
-	case r.manual && dl.Status != store.DeliveryRetrying:
-		dl.Status, dl.LastError, dl.NextAttemptAt = store.DeliveryFailed, msg, time.Time{}
-		e.finalLocked(dl, now, false)
-	case dl.retries < len(d.cfg.Schedule):
-		delay := RetryDelay(Jitter(d.cfg.Schedule[dl.retries], d.cfg.Rand()), r.status, r.retryAfter, now, d.longest)
-		dl.retries++
-		dl.Status, dl.LastError, dl.NextAttemptAt = store.DeliveryRetrying, msg, now.Add(delay)
-		ent := &retryEntry{due: dl.NextAttemptAt, ep: e, dlv: dl}
-		dl.entry = ent
-		e.retrying++
-		d.metrics.retries.Inc()
-		d.retries.push(ent)
-	default:
-		dl.Status, dl.LastError, dl.NextAttemptAt = store.DeliveryFailed, msg, time.Time{}
-		e.finalLocked(dl, now, false)
 	}
+	settle := e.src.settleLocked(dl, v, delay, !r.manual)
 	if disable == "" && !e.failingSince.IsZero() && now.Sub(e.failingSince) >= d.cfg.DisableAfter {
 		disable = ReasonFailing(d.cfg.DisableAfter)
 	}
 	e.tailLocked(dl, dl.Attempts)
-	e.recordLocked(dl)
+	e.src.recordLocked(dl)
 	disabled := disable != "" && e.disableLocked(disable, now)
 	e.mu.Unlock()
 	if settle != nil {
@@ -620,7 +521,7 @@ func (e *endpoint) checkDrained() {
 	e.mu.Lock()
 	// An endpoint awaiting its handshake can deliver nothing: idle.
 	idle := e.inFlight == 0 &&
-		(!e.hook.Enabled || e.hook.AwaitingHandshake || ((e.q != nil || e.cursor >= target) && len(e.due) == 0 && e.soon.Load() == 0))
+		(!e.hook.Enabled || e.hook.AwaitingHandshake || (e.src.drainedLocked(target) && len(e.due) == 0 && e.soon.Load() == 0))
 	e.mu.Unlock()
 	if idle {
 		e.drainOnce.Do(func() { close(e.drained) })

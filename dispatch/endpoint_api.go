@@ -14,10 +14,8 @@ import (
 
 // retryNow queues a manual attempt of delivery id.
 func (e *endpoint) retryNow(ctx context.Context, id string) (store.Delivery, error) {
-	if e.q != nil {
-		if err := e.adopt(ctx, id); err != nil {
-			return store.Delivery{}, err
-		}
+	if err := e.src.adopt(ctx, id); err != nil {
+		return store.Delivery{}, err
 	}
 	e.mu.Lock()
 	dl := e.log.find(id)
@@ -66,7 +64,6 @@ func (e *endpoint) retryNow(ctx context.Context, id string) (store.Delivery, err
 // deliveries waiting for a retry.
 func (e *endpoint) undelivered(target uint64) (notTaken, inFlight, retrying int) {
 	e.mu.Lock()
-	cursor, filter, deleted := e.cursor, e.filter, e.deleted
 	inFlight, retrying = e.inFlight, e.retrying
 	for _, it := range e.due {
 		if it.manual {
@@ -74,11 +71,7 @@ func (e *endpoint) undelivered(target uint64) (notTaken, inFlight, retrying int)
 		}
 	}
 	e.mu.Unlock()
-	if deleted || cursor >= target || e.q != nil { // a queue keeps what is not taken
-		return 0, inFlight, retrying
-	}
-	notTaken, _ = countMatching(e.d.log, cursor, target, filter, time.Time{})
-	return notTaken, inFlight, retrying
+	return e.src.notTaken(target), inFlight, retrying
 }
 
 // maxCountScan bounds how many log positions one countMatching examines.
@@ -124,45 +117,18 @@ type waitingCount struct {
 }
 
 func (e *endpoint) stats() Stats {
-	newest := e.d.log.Bounds().Newest
 	now := time.Now()
+	waiting, recent, lag := e.src.backlog(now.Add(-windowSeconds * time.Second))
 	e.mu.Lock()
-	cursor, filter, wc, qLag := e.cursor, e.filter, e.waitCount, e.qLag
-	e.mu.Unlock()
-	switch {
-	case e.q != nil:
-		// A queue's backlog is its NumPending (shared by every gateway);
-		// the cursor means nothing there.
-		wc = waitingCount{n: int(qLag)}
-	case cursor >= newest: // caught up: nothing waits, no scan
-		wc = waitingCount{cursor: cursor, newest: newest, at: now}
-	case wc.cursor != cursor || (wc.newest != newest && now.Sub(wc.at) >= waitingTTL):
-		wc = waitingCount{cursor: cursor, newest: newest, at: now}
-		wc.n, wc.recent = countMatching(e.d.log, cursor, newest, filter, now.Add(-windowSeconds*time.Second))
-	}
-	waiting, recent := wc.n, wc.recent
-	e.mu.Lock()
-	e.waitCount = wc
 	defer e.mu.Unlock()
 	lambda, w := e.win.rates(now)
-	s := Stats{
+	return Stats{
 		InFlight: e.inFlight, Retrying: e.retrying, Succeeded: e.succeeded, Failed: e.failed,
 		ArrivalRate: lambda + float64(recent)/windowSeconds, MeanTimeInSystem: w,
-		InSystem: e.inSystem + waiting, Waiting: waiting,
+		InSystem: e.inSystem + waiting, Waiting: waiting, Lag: lag,
 	}
-	if e.q != nil {
-		s.Lag = e.qLag
-	} else if newest > e.cursor {
-		s.Lag = newest - e.cursor
-	}
-	return s
 }
 
 func (e *endpoint) deliveries(status store.DeliveryStatus, limit int) []store.Delivery {
-	if e.q != nil {
-		return e.sharedDeliveries(status, limit)
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.log.list(status, limit)
+	return e.src.deliveries(status, limit)
 }

@@ -74,7 +74,7 @@ func (e *endpoint) expireSecretLocked(now time.Time) {
 	e.secrets, e.prevUntil = e.secrets[:1:1], time.Time{}
 	prev := e.hook.PreviousSecret
 	e.hook.PreviousSecret, e.hook.PreviousExpires = "", time.Time{}
-	e.ops = append(e.ops, opEvent{forget: prev, at: now})
+	e.ops.forget = append(e.ops.forget, forgetSecret{secret: prev, at: now})
 }
 
 // disableLocked disables the endpoint with reason; it reports false when
@@ -141,14 +141,25 @@ type DeliveryFailedData struct {
 	LastError      *string `json:"last_error"`
 }
 
-// opEvent is work for flushOps: an operational event to publish, or a
-// previous secret to forget in the registry.
+// pendingOps is the work an endpoint decides under its lock and flushOps
+// does outside it: operational events to publish, and previous secrets to
+// clear from the registry once their grace has passed.
+type pendingOps struct {
+	events []opEvent
+	forget []forgetSecret
+}
+
+// opEvent is an operational event to publish.
 type opEvent struct {
-	typ    string
-	data   any
-	forget string // the previous secret to clear from the registry
+	typ  string
+	data any
+}
+
+// forgetSecret is a previous secret to clear from the registry, unless a
+// later rotation replaced it.
+type forgetSecret struct {
+	secret string
 	at     time.Time
-	record *store.Delivery // a state for the shared delivery log
 }
 
 // opDeliveryFailedLocked queues eventgate.delivery.failed for dl.
@@ -166,34 +177,31 @@ func (e *endpoint) opDeliveryFailedLocked(dl *delivery) {
 		msg := dl.LastError
 		data.LastError = &msg
 	}
-	e.ops = append(e.ops, opEvent{typ: gateway.TypeDeliveryFailed, data: data})
+	e.ops.events = append(e.ops.events, opEvent{typ: gateway.TypeDeliveryFailed, data: data})
 }
 
-// flushOps publishes the queued operational events and stores forgotten
-// secrets, outside the lock. Only the endpoint goroutine calls it.
+// flushOps does the work queued under the lock: the source's shared
+// delivery log records, forgotten secrets, operational events. Only the
+// endpoint goroutine calls it.
 func (e *endpoint) flushOps() {
+	e.src.flush()
 	e.mu.Lock()
 	ops := e.ops
-	e.ops = nil
+	e.ops = pendingOps{}
 	e.mu.Unlock()
-	for _, op := range ops {
-		if op.record != nil {
-			e.q.Record(*op.record)
-			continue
-		}
-		if op.forget != "" {
-			_, err := e.d.hooks.Update(e.ctx, e.id, func(w *store.Webhook) error {
-				if w.PreviousSecret != op.forget || w.PreviousExpires.After(op.at) {
-					return errSkip
-				}
-				w.PreviousSecret, w.PreviousExpires = "", time.Time{}
-				return nil
-			})
-			if err != nil && !errors.Is(err, errSkip) && e.ctx.Err() == nil {
-				e.d.cfg.Logger.Error("cannot forget the previous secret", "webhook", e.id, "err", err)
+	for _, f := range ops.forget {
+		_, err := e.d.hooks.Update(e.ctx, e.id, func(w *store.Webhook) error {
+			if w.PreviousSecret != f.secret || w.PreviousExpires.After(f.at) {
+				return errSkip
 			}
-			continue
+			w.PreviousSecret, w.PreviousExpires = "", time.Time{}
+			return nil
+		})
+		if err != nil && !errors.Is(err, errSkip) && e.ctx.Err() == nil {
+			e.d.cfg.Logger.Error("cannot forget the previous secret", "webhook", e.id, "err", err)
 		}
+	}
+	for _, op := range ops.events {
 		e.d.publishOp(e.ctx, op.typ, e.id, op.data)
 	}
 }

@@ -133,7 +133,9 @@ func (e *endpoint) readReplay(rp *replayRange, n int, filter store.Filter, buf *
 		g.To = min(g.To, until)
 		e.recordGapLocked(g, now)
 	}
-	e.takeLocked(recs, now)
+	for i := range recs {
+		e.takeLocked(recs[i], now)
+	}
 	rp.next = next
 	if next >= until || next <= from && len(page.Records) == 0 {
 		e.replay = nil // done (or nothing more to read: the log ends before until)

@@ -209,22 +209,8 @@ func (d *Dispatcher) Update(ctx context.Context, id string, u WebhookUpdate) (st
 	if err != nil {
 		return store.Webhook{}, nil, err
 	}
-	if ep.q != nil {
-		if u.Types != nil {
-			if err := ep.q.SetTypes(ctx, w.Types); err != nil {
-				return store.Webhook{}, nil, err
-			}
-		}
-		switch {
-		case reenabled && u.ResumeNewest:
-			if err := ep.q.Reset(ctx, after); err != nil {
-				return store.Webhook{}, nil, err
-			}
-		case reenabled:
-			if after, err = ep.q.Position(ctx); err != nil {
-				return store.Webhook{}, nil, err
-			}
-		}
+	if after, err = ep.src.apply(ctx, w, u.Types != nil, reenabled, u.ResumeNewest, after); err != nil {
+		return store.Webhook{}, nil, err
 	}
 	if !reenabled {
 		return w, nil, nil

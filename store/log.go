@@ -71,3 +71,7 @@ type Log interface {
 	// Close releases the log; pending Wait channels are closed.
 	Close() error
 }
+
+// Ready is a closed channel: what Wait returns when there is no need to
+// wait, and what a reader waits on to go round again at once.
+var Ready <-chan struct{} = func() chan struct{} { c := make(chan struct{}); close(c); return c }()

@@ -38,9 +38,6 @@ type slot struct {
 	hash   uint64
 }
 
-// closedChan is returned by Wait when there is no need to wait.
-var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
-
 // NewRing returns an empty ring holding at most capacity events
 // (DefaultCapacity when capacity <= 0).
 func NewRing(capacity int) *Ring {
@@ -193,12 +190,12 @@ func (r *Ring) Get(_ context.Context, seq uint64) (Record, error) {
 // Wait implements Log.
 func (r *Ring) Wait(after uint64) <-chan struct{} {
 	if r.newest.Load() > after {
-		return closedChan
+		return Ready
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed || r.newest.Load() > after {
-		return closedChan
+		return Ready
 	}
 	if r.wake == nil {
 		r.wake = make(chan struct{})

@@ -1,0 +1,338 @@
+package dispatch
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/eventgate/eventgate/store"
+)
+
+// The second source of deliveries: a webhook's shared queue
+// (store.DeliveryQueues, one durable JetStream consumer per webhook that
+// every gateway pulls from) instead of a cursor over the log. The
+// endpoint goroutine keeps one pull request open for as many deliveries
+// as it has free slots (and rate-limit tokens); each one that comes is
+// attempted at once. A success is acked, a failure is handed back to the
+// queue with the schedule's delay (NakWithDelay) for whichever gateway
+// is free when it falls due, and a spent schedule is terminated. Replays
+// and manual retries stay local, as with the ring buffer.
+
+// fetchWait bounds one pull request: a request left open holds
+// deliveries another gateway could take, and an idle endpoint asks again
+// this often.
+const fetchWait = 5 * time.Second
+
+// queuedID is the delivery id of the queued event seq: the same on every
+// gateway, so that a delivery keeps its id when another gateway retries
+// it.
+func queuedID(seq uint64) string { return "dlv_q" + strconv.FormatUint(seq, 10) }
+
+// queueSource is a webhook's queue in a store that shares deliveries
+// (store.DeliveryQueues). Its fields are guarded by the endpoint's mutex,
+// but fetch and fetchEnd, which only the endpoint goroutine touches.
+type queueSource struct {
+	e *endpoint
+	q store.DeliveryQueue
+	// fetch is the pull request in progress; fetchLeft counts the
+	// deliveries it may still bring, which hold attempt slots meanwhile;
+	// lag is the queue's NumPending as last seen.
+	fetch     <-chan store.Queued
+	fetchEnd  context.CancelFunc
+	fetchLeft int
+	fetchGot  int
+	lag       uint64
+	records   []store.Delivery // states for the shared delivery log, written by flush
+}
+
+// canTakeLocked: a queue has no drain target (other gateways go on), so
+// a draining gateway takes nothing more.
+func (s *queueSource) canTakeLocked(draining bool, _ uint64) bool { return !draining }
+
+// take opens a pull request for free deliveries when can and none is
+// open, and ends the open one when draining.
+func (s *queueSource) take(can bool, free int, draining bool, _ *[]store.Record, wake, now time.Time) (<-chan struct{}, time.Time) {
+	e := s.e
+	if draining && s.fetch != nil {
+		s.fetchEnd() // its channel closes soon; what still comes is handed back
+	}
+	if !can || free <= 0 || s.fetch != nil {
+		return nil, wake
+	}
+	ctx, cancel := context.WithTimeout(e.ctx, fetchWait)
+	ch, err := s.q.Fetch(ctx, free)
+	if err != nil {
+		cancel()
+		if e.ctx.Err() == nil {
+			e.d.cfg.Logger.Error("webhook cannot pull from its queue", "webhook", e.id, "err", err)
+		}
+		return nil, earliest(wake, now.Add(time.Second))
+	}
+	s.fetch, s.fetchEnd = ch, cancel
+	e.mu.Lock()
+	s.fetchLeft, s.fetchGot = free, 0
+	e.mu.Unlock()
+	return nil, wake
+}
+
+func (s *queueSource) incoming() <-chan store.Queued { return s.fetch }
+
+func (s *queueSource) received(m store.Queued, ok bool) {
+	if ok {
+		s.takeQueued(m)
+	} else {
+		s.fetchDone()
+	}
+}
+
+func (s *queueSource) reservedLocked() int { return s.fetchLeft }
+
+// fetchDone books the end of the pull request.
+func (s *queueSource) fetchDone() {
+	s.fetchEnd()
+	s.fetch, s.fetchEnd = nil, nil
+	s.e.mu.Lock()
+	if s.fetchGot == 0 && s.fetchLeft > 0 {
+		s.lag = 0 // free slots and nothing came: nothing is waiting
+	}
+	s.fetchLeft = 0
+	s.e.mu.Unlock()
+}
+
+// takeQueued starts the attempt of a delivery the queue handed out, or
+// settles it at once: acked when it does not concern this webhook (an
+// overlapping filter, types changed, its own operational event) or was
+// delivered meanwhile by a manual retry; handed back when the endpoint
+// cannot attempt it now.
+func (s *queueSource) takeQueued(m store.Queued) {
+	e := s.e
+	now := time.Now()
+	var settle func() error
+	e.mu.Lock()
+	s.fetchLeft = max(0, s.fetchLeft-1)
+	s.fetchGot++
+	s.lag = m.Pending
+	id := queuedID(m.Seq)
+	dl := e.log.find(id)
+	switch {
+	case !e.filter.Match(m.Type) || e.isSelf(m.Record):
+		settle = m.Msg.Ack
+	case e.d.draining.Load():
+		settle = func() error { return m.Msg.NakWithDelay(0) }
+	case e.deleted || !e.hook.Enabled || e.hook.AwaitingHandshake || (dl != nil && dl.busy):
+		settle = func() error { return m.Msg.NakWithDelay(time.Second) }
+	case dl != nil && dl.Status == store.DeliverySucceeded:
+		settle = m.Msg.Ack
+	default:
+		if dl == nil {
+			dl = &delivery{Delivery: store.Delivery{ID: id, WebhookID: e.id, EventSeq: m.Seq, EventID: m.ID, CreatedAt: now}}
+			e.addLocked(dl)
+		}
+		dl.rec, dl.msg, dl.typ = m.Record, m.Msg, m.Type
+		dl.storedAt, dl.takenAt = time.Unix(0, m.StoredAt), now
+		dl.retries = m.Delivered - 1
+		dl.Attempts = max(dl.Attempts, m.Delivered-1)
+		dl.Status, dl.NextAttemptAt = store.DeliveryPending, now
+		if m.Delivered > 1 {
+			dl.Status = store.DeliveryRetrying
+		}
+		dl.final = false
+		e.win.arrive(now, dl.storedAt, 1)
+		e.inSystem++
+		e.launchLocked(dl, false)
+	}
+	e.mu.Unlock()
+	if settle != nil {
+		if err := settle(); err != nil && e.ctx.Err() == nil {
+			e.d.cfg.Logger.Warn("cannot settle a queued delivery", "webhook", e.id, "seq", m.Seq, "err", err)
+		}
+	}
+}
+
+// settleLocked settles the queued message the attempt owned: a retry
+// waits in the queue, for whichever gateway is free when it falls due,
+// and a released attempt is handed to another gateway at once (a crash
+// settles nothing: AckWait hands it on). A manual attempt owns no
+// message: its verdict needs nothing of the queue.
+func (s *queueSource) settleLocked(dl *delivery, v verdict, delay time.Duration, owned bool) func() error {
+	if !owned || dl.msg == nil {
+		return nil
+	}
+	msg := dl.msg
+	dl.msg = nil
+	switch v {
+	case verdictAck:
+		return msg.Ack
+	case verdictTerm:
+		return msg.Term
+	case verdictRetry:
+		s.leaveLocked(dl)
+		return func() error { return msg.NakWithDelay(delay) }
+	case verdictRelease:
+		s.leaveLocked(dl)
+		return func() error { return msg.NakWithDelay(0) }
+	}
+	return nil
+}
+
+// retryPendingLocked: a retrying delivery's retry waits in the queue.
+func (s *queueSource) retryPendingLocked(dl *delivery) bool {
+	return dl.Status == store.DeliveryRetrying
+}
+
+func (s *queueSource) handsBack() bool                { return true }
+func (s *queueSource) drainedLocked(uint64) bool      { return true }
+func (s *queueSource) moveToLocked(seq uint64) uint64 { return seq }
+func (s *queueSource) notTaken(uint64) int            { return 0 } // the queue keeps them
+func (s *queueSource) shared() bool                   { return true }
+
+// apply changes the queue's types, and on a re-enable restarts it after
+// the newest seq (resume newest) or reads where it stands.
+func (s *queueSource) apply(ctx context.Context, w store.Webhook, typesChanged, reenabled, newest bool, after uint64) (uint64, error) {
+	if typesChanged {
+		if err := s.q.SetTypes(ctx, w.Types); err != nil {
+			return after, err
+		}
+	}
+	switch {
+	case reenabled && newest:
+		return after, s.q.Reset(ctx, after)
+	case reenabled:
+		return s.q.Position(ctx)
+	}
+	return after, nil
+}
+
+// backlog is the queue's NumPending, shared by every gateway, as last
+// seen: the events not yet handed to any gateway.
+func (s *queueSource) backlog(time.Time) (waiting, recent int, lag uint64) {
+	s.e.mu.Lock()
+	defer s.e.mu.Unlock()
+	return int(s.lag), 0, s.lag
+}
+
+// leaveLocked books a queued delivery handed back to the queue: it is no
+// longer in this gateway's system, and its copy of the event is released.
+func (s *queueSource) leaveLocked(dl *delivery) {
+	if !dl.final {
+		dl.final = true
+		s.e.inSystem--
+	}
+	dl.rec = store.Record{}
+}
+
+// recordLocked notes dl's state for the shared delivery log.
+func (s *queueSource) recordLocked(dl *delivery) {
+	s.records = append(s.records, dl.Delivery)
+}
+
+// flush appends the noted states to the shared delivery log.
+func (s *queueSource) flush() {
+	s.e.mu.Lock()
+	recs := s.records
+	s.records = nil
+	s.e.mu.Unlock()
+	for _, d := range recs {
+		s.q.Record(d)
+	}
+}
+
+// adopt brings delivery id from the shared delivery log into this
+// gateway's, for a manual retry of a delivery another gateway attempted.
+func (s *queueSource) adopt(ctx context.Context, id string) error {
+	e := s.e
+	e.mu.Lock()
+	known := e.log.find(id) != nil
+	e.mu.Unlock()
+	if known {
+		return nil
+	}
+	sd, err := s.q.Delivery(ctx, id)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	if e.log.find(id) == nil {
+		// final: another gateway counted it; a manual attempt here moves
+		// no count.
+		e.addLocked(&delivery{Delivery: sd, final: true})
+	}
+	e.mu.Unlock()
+	return nil
+}
+
+// deliveries lists the shared delivery log with this gateway's
+// newer states (attempts in flight) laid over it, newest first.
+func (s *queueSource) deliveries(status store.DeliveryStatus, limit int) []store.Delivery {
+	e := s.e
+	ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+	defer cancel()
+	size := e.d.cfg.DeliveryLogSize
+	all, err := s.q.Deliveries(ctx, "", size)
+	if err != nil {
+		e.d.cfg.Logger.Warn("cannot read the shared delivery log; showing this gateway's", "webhook", e.id, "err", err)
+	}
+	e.mu.Lock()
+	local := e.log.list("", size)
+	e.mu.Unlock()
+	at := make(map[string]int, len(all))
+	for i, d := range all {
+		at[d.ID] = i
+	}
+	for _, l := range local {
+		i, ok := at[l.ID]
+		switch {
+		case !ok:
+			at[l.ID] = len(all)
+			all = append(all, l)
+		case l.Attempts >= all[i].Attempts:
+			if all[i].CreatedAt.Before(l.CreatedAt) {
+				l.CreatedAt = all[i].CreatedAt
+			}
+			all[i] = l
+		}
+	}
+	slices.SortFunc(all, func(a, b store.Delivery) int {
+		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(b.EventSeq, a.EventSeq); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.ID, a.ID)
+	})
+	out := make([]store.Delivery, 0, min(limit, len(all)))
+	for _, d := range all {
+		if len(out) < limit && (status == "" || d.Status == status) {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// openSource returns ep's source: a cursor over the log starting after
+// seq after, or, when the log shares deliveries, webhook w's queue (one
+// made now starts after seq after).
+func (d *Dispatcher) openSource(ctx context.Context, ep *endpoint, w store.Webhook, after uint64) (source, error) {
+	if d.queues == nil {
+		return &logSource{e: ep, cursor: after}, nil
+	}
+	q, err := d.queues.OpenQueue(ctx, w, store.QueueConfig{
+		MaxPending: d.cfg.Concurrency + d.cfg.MaxRetrying,
+		AckWait:    d.ackWait(),
+		After:      after,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("webhook %s: %w", w.ID, err)
+	}
+	return &queueSource{e: ep, q: q}, nil
+}
+
+// ackWait is how long a queued delivery may stay unsettled before the
+// queue hands it to another gateway: the attempt timeout and a margin.
+func (d *Dispatcher) ackWait() time.Duration {
+	return d.cfg.Timeout + min(max(d.cfg.Timeout/2, time.Second), 30*time.Second)
+}
