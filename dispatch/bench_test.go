@@ -17,6 +17,8 @@ import (
 	"github.com/eventgate/eventgate/dispatch"
 	"github.com/eventgate/eventgate/gateway"
 	"github.com/eventgate/eventgate/store"
+	"github.com/eventgate/eventgate/store/natsjs"
+	"github.com/eventgate/eventgate/store/natsjs/natsembed"
 )
 
 // countingReceiver answers 204 and closes done when want requests arrived.
@@ -35,10 +37,43 @@ func (c *countingReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// benchGateway runs a dispatcher over a ring with one webhook per receiver.
-func benchGateway(tb testing.TB, receivers int, cfg dispatch.Config) (*gateway.Publisher, []*countingReceiver, func()) {
+// benchLog opens the log a benchmark runs on: "ring", or "nats", an
+// embedded JetStream server with file storage in a temporary directory
+// (webhooks, their queues and delivery logs on it too).
+func benchLog(tb testing.TB, kind string, cfg *dispatch.Config) store.Log {
 	tb.Helper()
-	ring := store.NewRing(1 << 20)
+	if kind == "ring" {
+		return store.NewRing(1 << 20)
+	}
+	srv, err := natsembed.Start(natsembed.Config{DataDir: tb.TempDir()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(srv.Shutdown)
+	nc, err := srv.Connect()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(nc.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l, err := natsjs.Open(ctx, natsjs.Config{Conn: nc, MaxMsgs: 1 << 20})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	hooks, err := l.OpenWebhooks(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg.Webhooks = hooks
+	return l
+}
+
+// benchGateway runs a dispatcher over a log of kind (see benchLog) with
+// one webhook per receiver.
+func benchGateway(tb testing.TB, kind string, receivers int, cfg dispatch.Config) (*gateway.Publisher, []*countingReceiver, func()) {
+	tb.Helper()
+	ring := benchLog(tb, kind, &cfg)
 	pub := gateway.NewPublisher(ring)
 	cfg.AllowPrivateTargets = true
 	d := dispatch.New(pub, cfg)
@@ -84,13 +119,15 @@ func publishN(tb testing.TB, pub *gateway.Publisher, n int) {
 
 // BenchmarkDelivery measures signed deliveries per second over keep-alive
 // connections to local receivers: one receiver, and 100 receivers each
-// getting every event. b.N counts deliveries.
+// getting every event; on the ring and on embedded JetStream (file
+// storage). b.N counts deliveries.
 func BenchmarkDelivery(b *testing.B) {
 	for _, tc := range []struct {
+		store                  string
 		receivers, concurrency int
-	}{{1, 8}, {1, 32}, {100, 8}} {
-		b.Run("receivers="+strconv.Itoa(tc.receivers)+"/concurrency="+strconv.Itoa(tc.concurrency), func(b *testing.B) {
-			pub, rcs, stop := benchGateway(b, tc.receivers, dispatch.Config{Concurrency: tc.concurrency})
+	}{{"ring", 1, 8}, {"ring", 1, 32}, {"ring", 100, 8}, {"nats", 1, 8}, {"nats", 1, 32}} {
+		b.Run("store="+tc.store+"/receivers="+strconv.Itoa(tc.receivers)+"/concurrency="+strconv.Itoa(tc.concurrency), func(b *testing.B) {
+			pub, rcs, stop := benchGateway(b, tc.store, tc.receivers, dispatch.Config{Concurrency: tc.concurrency})
 			defer stop()
 			events := (b.N + tc.receivers - 1) / tc.receivers
 			for _, rc := range rcs {

@@ -280,8 +280,7 @@ func (e *endpoint) step(buf *[]store.Record) (<-chan struct{}, time.Time) {
 		return nil, wake
 	}
 	tokens := e.bucket.available(now)
-	reserved := e.src.reservedLocked()
-	for e.hook.Enabled && e.inFlight+reserved < d.cfg.Concurrency && len(e.due) > 0 && tokens > 0 {
+	for e.hook.Enabled && e.inFlight < d.cfg.Concurrency && len(e.due) > 0 && tokens > 0 {
 		it := e.due[0]
 		e.due[0] = dueItem{}
 		e.due = e.due[1:]
@@ -293,7 +292,7 @@ func (e *endpoint) step(buf *[]store.Record) (<-chan struct{}, time.Time) {
 	}
 	// Every attempt in flight may come back as a retry: counting them keeps
 	// retrying <= MaxRetrying strictly.
-	free := min(d.cfg.Concurrency-e.inFlight, d.cfg.MaxRetrying-e.retrying-e.inFlight) - reserved
+	free := min(d.cfg.Concurrency-e.inFlight, d.cfg.MaxRetrying-e.retrying-e.inFlight)
 	active := e.hook.Enabled && !e.deleted
 	if active && free > 0 && tokens == 0 {
 		// Work waits for a token, not for a slot: wake when one is due

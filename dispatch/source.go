@@ -33,9 +33,6 @@ type source interface {
 	// them, or the channel's end (ok false).
 	incoming() <-chan store.Queued
 	received(m store.Queued, ok bool)
-	// reservedLocked counts the attempt slots held for deliveries on
-	// their way (asked for and not yet come).
-	reservedLocked() int
 	// settleLocked carries out verdict v for dl (with delay, for
 	// verdictRetry), the delivery of an attempt that owned the source's
 	// message when owned (a scheduled attempt, not a manual one); it

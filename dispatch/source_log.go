@@ -80,7 +80,6 @@ func (s *logSource) take(can bool, free int, draining bool, buf *[]store.Record,
 
 func (s *logSource) incoming() <-chan store.Queued { return nil }
 func (s *logSource) received(store.Queued, bool)   {}
-func (s *logSource) reservedLocked() int           { return 0 }
 
 // settleLocked: a retry becomes an entry in the retry heap; the rest needs
 // nothing more (the delivery log already has the outcome).

@@ -14,12 +14,16 @@ import (
 // The second source of deliveries: a webhook's shared queue
 // (store.DeliveryQueues, one durable JetStream consumer per webhook that
 // every gateway pulls from) instead of a cursor over the log. The
-// endpoint goroutine keeps one pull request open for as many deliveries
-// as it has free slots (and rate-limit tokens); each one that comes is
-// attempted at once. A success is acked, a failure is handed back to the
-// queue with the schedule's delay (NakWithDelay) for whichever gateway
-// is free when it falls due, and a spent schedule is terminated. Replays
-// and manual retries stay local, as with the ring buffer.
+// endpoint pulls in batches and keeps a prefetch of up to Concurrency
+// deliveries beside its attempts in flight, so that a slot freed by a
+// finished attempt is filled at once, without a round trip to the
+// server. Pull requests are pipelined: a second one is open while the
+// first is being filled, each for at least half of what the slots and the
+// prefetch hold, so the server always has one to fill. A success is acked, a failure is handed back to
+// the queue with the schedule's delay (NakWithDelay) for whichever
+// gateway is free when it falls due, and a spent schedule is terminated;
+// settling publishes without waiting for the server. Replays and manual
+// retries stay local, as with the ring buffer.
 
 // fetchWait bounds one pull request: a request left open holds
 // deliveries another gateway could take, and an idle endpoint asks again
@@ -31,39 +35,92 @@ const fetchWait = 5 * time.Second
 // it.
 func queuedID(seq uint64) string { return "dlv_q" + strconv.FormatUint(seq, 10) }
 
+// maxPulls is how many pull requests an endpoint keeps open at once: one
+// being filled, and the next one waiting at the server.
+const maxPulls = 2
+
 // queueSource is a webhook's queue in a store that shares deliveries
 // (store.DeliveryQueues). Its fields are guarded by the endpoint's mutex,
-// but fetch and fetchEnd, which only the endpoint goroutine touches.
+// but pulls, which only the endpoint goroutine touches.
 type queueSource struct {
 	e *endpoint
 	q store.DeliveryQueue
-	// fetch is the pull request in progress; fetchLeft counts the
-	// deliveries it may still bring, which hold attempt slots meanwhile;
-	// lag is the queue's NumPending as last seen.
-	fetch     <-chan store.Queued
-	fetchEnd  context.CancelFunc
-	fetchLeft int
-	fetchGot  int
-	lag       uint64
-	records   []store.Delivery // states for the shared delivery log, written by flush
+	// pulls are the open pull requests, oldest first: the server fills
+	// them in that order, so only the oldest's channel is read. asked
+	// counts the deliveries they may still bring; ready holds the
+	// deliveries that came while every slot was taken (the prefetch), in
+	// order; lag is the queue's NumPending as last seen.
+	pulls   []*pull
+	asked   int
+	ready   []store.Queued
+	lag     uint64
+	records []store.Delivery // states for the shared delivery log, written by flush
+}
+
+// pull is one open pull request.
+type pull struct {
+	ch         <-chan store.Queued
+	end        context.CancelFunc
+	asked, got int // guarded by the endpoint's mutex
 }
 
 // canTakeLocked: a queue has no drain target (other gateways go on), so
 // a draining gateway takes nothing more.
 func (s *queueSource) canTakeLocked(draining bool, _ uint64) bool { return !draining }
 
-// take opens a pull request for free deliveries when can and none is
-// open, and ends the open one when draining.
+// prefetchLocked is how many deliveries may wait in ready beside the
+// attempts in flight: Concurrency, so that each one waits at most for
+// one attempt to end (AckWait allows for it); none for a rate-limited
+// webhook, whose deliveries wait for tokens, not for slots.
+func (s *queueSource) prefetchLocked() int {
+	if s.e.hook.RateLimit > 0 {
+		return 0
+	}
+	return s.e.d.cfg.Concurrency
+}
+
+// take starts the prefetched deliveries in free slots, then opens a pull
+// request for what the slots and the prefetch have room for, when can and
+// none is open. Draining, it ends the open request and hands the
+// prefetched deliveries back; an endpoint that cannot attempt (disabled,
+// deleted, awaiting its handshake) hands them back for a second.
 func (s *queueSource) take(can bool, free int, draining bool, _ *[]store.Record, wake, now time.Time) (<-chan struct{}, time.Time) {
 	e := s.e
-	if draining && s.fetch != nil {
-		s.fetchEnd() // its channel closes soon; what still comes is handed back
+	if draining {
+		for _, p := range s.pulls {
+			p.end() // its channel closes soon; what still comes is handed back
+		}
 	}
-	if !can || free <= 0 || s.fetch != nil {
+	var settles []func() error
+	e.mu.Lock()
+	switch {
+	case draining:
+		settles = s.handBackLocked(0)
+	case !can && free > 0:
+		settles = s.handBackLocked(time.Second)
+	}
+	for can && free > 0 && len(s.ready) > 0 {
+		m := s.ready[0]
+		s.ready[0] = store.Queued{}
+		s.ready = s.ready[1:]
+		launched, settle := s.takeLocked(m, now)
+		if launched {
+			free--
+		}
+		if settle != nil {
+			settles = append(settles, settle)
+		}
+	}
+	prefetch := s.prefetchLocked()
+	want := free + prefetch - len(s.ready) - s.asked
+	batch := max(1, (e.d.cfg.Concurrency+prefetch)/2) // pull in batches: no round trip per delivery
+	e.mu.Unlock()
+	s.settle(settles)
+	if !can || want <= 0 || len(s.pulls) >= maxPulls || (len(s.pulls) > 0 && want < batch) {
 		return nil, wake
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, fetchWait)
-	ch, err := s.q.Fetch(ctx, free)
+	ch, err := s.q.Fetch(ctx, want)
 	if err != nil {
 		cancel()
 		if e.ctx.Err() == nil {
@@ -71,85 +128,113 @@ func (s *queueSource) take(can bool, free int, draining bool, _ *[]store.Record,
 		}
 		return nil, earliest(wake, now.Add(time.Second))
 	}
-	s.fetch, s.fetchEnd = ch, cancel
 	e.mu.Lock()
-	s.fetchLeft, s.fetchGot = free, 0
+	s.pulls = append(s.pulls, &pull{ch: ch, end: cancel, asked: want})
+	s.asked += want
 	e.mu.Unlock()
 	return nil, wake
 }
 
-func (s *queueSource) incoming() <-chan store.Queued { return s.fetch }
+// handBackLocked returns the prefetched deliveries to the queue, to be
+// handed out again after delay.
+func (s *queueSource) handBackLocked(delay time.Duration) []func() error {
+	out := make([]func() error, 0, len(s.ready))
+	for i, m := range s.ready {
+		out = append(out, func() error { return m.Msg.NakWithDelay(delay) })
+		s.ready[i] = store.Queued{}
+	}
+	s.ready = s.ready[:0]
+	return out
+}
 
+// settle runs settlements outside the lock, logging failures.
+func (s *queueSource) settle(fns []func() error) {
+	for _, fn := range fns {
+		if err := fn(); err != nil && s.e.ctx.Err() == nil {
+			s.e.d.cfg.Logger.Warn("cannot settle a queued delivery", "webhook", s.e.id, "err", err)
+		}
+	}
+}
+
+func (s *queueSource) incoming() <-chan store.Queued {
+	if len(s.pulls) == 0 {
+		return nil
+	}
+	return s.pulls[0].ch
+}
+
+// received books a delivery the oldest pull request brought: attempted at
+// once when a slot is free and nothing was prefetched before it, kept in
+// ready otherwise. ok false is the request's end.
 func (s *queueSource) received(m store.Queued, ok bool) {
-	if ok {
-		s.takeQueued(m)
-	} else {
-		s.fetchDone()
-	}
-}
-
-func (s *queueSource) reservedLocked() int { return s.fetchLeft }
-
-// fetchDone books the end of the pull request.
-func (s *queueSource) fetchDone() {
-	s.fetchEnd()
-	s.fetch, s.fetchEnd = nil, nil
-	s.e.mu.Lock()
-	if s.fetchGot == 0 && s.fetchLeft > 0 {
-		s.lag = 0 // free slots and nothing came: nothing is waiting
-	}
-	s.fetchLeft = 0
-	s.e.mu.Unlock()
-}
-
-// takeQueued starts the attempt of a delivery the queue handed out, or
-// settles it at once: acked when it does not concern this webhook (an
-// overlapping filter, types changed, its own operational event) or was
-// delivered meanwhile by a manual retry; handed back when the endpoint
-// cannot attempt it now.
-func (s *queueSource) takeQueued(m store.Queued) {
 	e := s.e
-	now := time.Now()
+	p := s.pulls[0]
+	if !ok {
+		p.end()
+		s.pulls[0] = nil
+		s.pulls = s.pulls[1:]
+		e.mu.Lock()
+		if p.got == 0 && p.asked > 0 {
+			s.lag = 0 // room and nothing came: nothing is waiting
+		}
+		s.asked -= max(0, p.asked-p.got)
+		e.mu.Unlock()
+		return
+	}
 	var settle func() error
 	e.mu.Lock()
-	s.fetchLeft = max(0, s.fetchLeft-1)
-	s.fetchGot++
+	if p.got < p.asked {
+		s.asked--
+	}
+	p.got++
 	s.lag = m.Pending
+	if len(s.ready) == 0 && e.inFlight < e.d.cfg.Concurrency {
+		_, settle = s.takeLocked(m, time.Now())
+	} else {
+		s.ready = append(s.ready, m)
+	}
+	e.mu.Unlock()
+	if settle != nil {
+		s.settle([]func() error{settle})
+	}
+}
+
+// takeLocked starts the attempt of a delivery the queue handed out and
+// reports true, or returns how to settle it at once: acked when it does
+// not concern this webhook (an overlapping filter, types changed, its own
+// operational event) or was delivered meanwhile by a manual retry; handed
+// back when the endpoint cannot attempt it now.
+func (s *queueSource) takeLocked(m store.Queued, now time.Time) (bool, func() error) {
+	e := s.e
 	id := queuedID(m.Seq)
 	dl := e.log.find(id)
 	switch {
 	case !e.filter.Match(m.Type) || e.isSelf(m.Record):
-		settle = m.Msg.Ack
+		return false, m.Msg.Ack
 	case e.d.draining.Load():
-		settle = func() error { return m.Msg.NakWithDelay(0) }
+		return false, func() error { return m.Msg.NakWithDelay(0) }
 	case e.deleted || !e.hook.Enabled || e.hook.AwaitingHandshake || (dl != nil && dl.busy):
-		settle = func() error { return m.Msg.NakWithDelay(time.Second) }
+		return false, func() error { return m.Msg.NakWithDelay(time.Second) }
 	case dl != nil && dl.Status == store.DeliverySucceeded:
-		settle = m.Msg.Ack
-	default:
-		if dl == nil {
-			dl = &delivery{Delivery: store.Delivery{ID: id, WebhookID: e.id, EventSeq: m.Seq, EventID: m.ID, CreatedAt: now}}
-			e.addLocked(dl)
-		}
-		dl.rec, dl.msg, dl.typ = m.Record, m.Msg, m.Type
-		dl.storedAt, dl.takenAt = time.Unix(0, m.StoredAt), now
-		dl.retries = m.Delivered - 1
-		dl.Attempts = max(dl.Attempts, m.Delivered-1)
-		dl.Status, dl.NextAttemptAt = store.DeliveryPending, now
-		if m.Delivered > 1 {
-			dl.Status = store.DeliveryRetrying
-		}
-		dl.final = false
-		e.win.arrive(now, dl.storedAt, 1)
-		e.inSystem++
-		e.launchLocked(dl, false)
+		return false, m.Msg.Ack
 	}
-	e.mu.Unlock()
-	if settle != nil {
-		if err := settle(); err != nil && e.ctx.Err() == nil {
-			e.d.cfg.Logger.Warn("cannot settle a queued delivery", "webhook", e.id, "seq", m.Seq, "err", err)
-		}
+	if dl == nil {
+		dl = &delivery{Delivery: store.Delivery{ID: id, WebhookID: e.id, EventSeq: m.Seq, EventID: m.ID, CreatedAt: now}}
+		e.addLocked(dl)
 	}
+	dl.rec, dl.msg, dl.typ = m.Record, m.Msg, m.Type
+	dl.storedAt, dl.takenAt = time.Unix(0, m.StoredAt), now
+	dl.retries = m.Delivered - 1
+	dl.Attempts = max(dl.Attempts, m.Delivered-1)
+	dl.Status, dl.NextAttemptAt = store.DeliveryPending, now
+	if m.Delivered > 1 {
+		dl.Status = store.DeliveryRetrying
+	}
+	dl.final = false
+	e.win.arrive(now, dl.storedAt, 1)
+	e.inSystem++
+	e.launchLocked(dl, false)
+	return true, nil
 }
 
 // settleLocked settles the queued message the attempt owned: a retry
@@ -321,7 +406,7 @@ func (d *Dispatcher) openSource(ctx context.Context, ep *endpoint, w store.Webho
 		return &logSource{e: ep, cursor: after}, nil
 	}
 	q, err := d.queues.OpenQueue(ctx, w, store.QueueConfig{
-		MaxPending: d.cfg.Concurrency + d.cfg.MaxRetrying,
+		MaxPending: 2*d.cfg.Concurrency + d.cfg.MaxRetrying, // in flight, prefetched, waiting for a retry
 		AckWait:    d.ackWait(),
 		After:      after,
 	})
@@ -332,7 +417,9 @@ func (d *Dispatcher) openSource(ctx context.Context, ep *endpoint, w store.Webho
 }
 
 // ackWait is how long a queued delivery may stay unsettled before the
-// queue hands it to another gateway: the attempt timeout and a margin.
+// queue hands it to another gateway: twice the attempt timeout (a
+// prefetched delivery waits for at most one attempt to end before its
+// own starts) and a margin.
 func (d *Dispatcher) ackWait() time.Duration {
-	return d.cfg.Timeout + min(max(d.cfg.Timeout/2, time.Second), 30*time.Second)
+	return 2*d.cfg.Timeout + min(max(d.cfg.Timeout/2, time.Second), 30*time.Second)
 }
