@@ -371,13 +371,58 @@ func (d *Dispatcher) endpointList() []*endpoint {
 	return d.endpointsLocked()
 }
 
-func (d *Dispatcher) endpoint(id string) (*endpoint, error) {
+// local returns webhook id's endpoint on this gateway, or an error
+// wrapping store.ErrNotFound.
+func (d *Dispatcher) local(id string) (*endpoint, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	ep, ok := d.endpoints[id]
 	if !ok {
 		return nil, fmt.Errorf("webhook %s: %w", id, store.ErrNotFound)
 	}
+	return ep, nil
+}
+
+// endpoint returns webhook id's endpoint. A webhook this gateway does not
+// know yet, but the registry has (created through another gateway
+// sharing it, before this one's watch caught up), is loaded at once: any
+// operation succeeds as soon as the create that returned the id has
+// answered. Errors: store.ErrNotFound (wrapped), or the registry's.
+func (d *Dispatcher) endpoint(ctx context.Context, id string) (*endpoint, error) {
+	ep, err := d.local(id)
+	if err == nil {
+		return ep, nil
+	}
+	if _, shared := d.hooks.(store.WebhookWatcher); !shared {
+		return nil, err
+	}
+	w, err := d.hooks.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return d.install(ctx, w)
+}
+
+// install makes and starts the endpoint of w, a webhook new to this
+// gateway, and returns it; or returns the one installed meanwhile.
+func (d *Dispatcher) install(ctx context.Context, w store.Webhook) (*endpoint, error) {
+	ep, err := d.loadEndpoint(ctx, w, d.log.Bounds().Newest)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if had, ok := d.endpoints[w.ID]; ok {
+		ep.cancel()
+		return had, nil
+	}
+	if d.stopped {
+		ep.cancel()
+		return nil, ErrStopped
+	}
+	d.endpoints[w.ID] = ep
+	d.startLocked(ep)
+	d.cfg.Logger.Info("webhook loaded from the registry", "webhook", w.ID)
 	return ep, nil
 }
 
@@ -449,23 +494,11 @@ func (d *Dispatcher) watched(id string) {
 		d.cfg.Logger.Error("cannot read a changed webhook", "webhook", id, "err", err)
 		return
 	}
-	ep, err := d.endpoint(id)
+	ep, err := d.local(id)
 	if err != nil { // new to this gateway
-		ep, err := d.loadEndpoint(ctx, w, d.log.Bounds().Newest)
-		if err != nil {
+		if _, err := d.install(ctx, w); err != nil && !errors.Is(err, ErrStopped) {
 			d.cfg.Logger.Error("cannot load webhook", "webhook", id, "err", err)
-			return
 		}
-		d.mu.Lock()
-		if _, ok := d.endpoints[id]; ok || d.stopped {
-			d.mu.Unlock()
-			ep.cancel()
-			return
-		}
-		d.endpoints[id] = ep
-		d.startLocked(ep)
-		d.mu.Unlock()
-		d.cfg.Logger.Info("webhook loaded from the registry", "webhook", id)
 		return
 	}
 	ep.applying.Lock()

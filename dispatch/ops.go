@@ -36,7 +36,7 @@ func (d *Dispatcher) RotateSecret(ctx context.Context, id string, grace time.Dur
 	if grace < 0 || grace > MaxRotationGrace {
 		return "", time.Time{}, fmt.Errorf("grace %s is outside 0..%s", grace, MaxRotationGrace)
 	}
-	ep, err := d.endpoint(id)
+	ep, err := d.endpoint(ctx, id)
 	if err != nil {
 		return "", time.Time{}, err
 	}

@@ -50,7 +50,7 @@ func (d *Dispatcher) Replay(ctx context.Context, id string, after, until uint64)
 	if until < after {
 		return ReplayResult{}, fmt.Errorf("until %d is before after %d", until, after)
 	}
-	ep, err := d.endpoint(id)
+	ep, err := d.endpoint(ctx, id)
 	if err != nil {
 		return ReplayResult{}, err
 	}

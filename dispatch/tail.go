@@ -60,7 +60,7 @@ func (d *Dispatcher) TailDeliveries(id string) (*Tail, error) {
 	if stopped {
 		return nil, ErrStopped
 	}
-	ep, err := d.endpoint(id)
+	ep, err := d.endpoint(d.base, id)
 	if err != nil {
 		return nil, err
 	}

@@ -105,7 +105,7 @@ func (d *Dispatcher) List(ctx context.Context) ([]store.Webhook, error) {
 
 // Stats returns the live figures of webhook id (zero for an unknown id).
 func (d *Dispatcher) Stats(id string) Stats {
-	ep, err := d.endpoint(id)
+	ep, err := d.local(id)
 	if err != nil {
 		return Stats{}
 	}
@@ -141,7 +141,7 @@ type Resume struct {
 // re-enabled. Errors: store.ErrNotFound (wrapped), a *TargetError for a
 // refused URL, a *HeaderError, or an error for invalid patterns or rate.
 func (d *Dispatcher) Update(ctx context.Context, id string, u WebhookUpdate) (store.Webhook, *Resume, error) {
-	ep, err := d.endpoint(id)
+	ep, err := d.endpoint(ctx, id)
 	if err != nil {
 		return store.Webhook{}, nil, err
 	}
@@ -239,7 +239,9 @@ func (d *Dispatcher) Delete(ctx context.Context, id string) error {
 // Deliveries returns up to limit deliveries of webhook id, newest first,
 // only those in status unless it is "". Errors: store.ErrNotFound.
 func (d *Dispatcher) Deliveries(id string, status store.DeliveryStatus, limit int) ([]store.Delivery, error) {
-	ep, err := d.endpoint(id)
+	ctx, cancel := context.WithTimeout(d.base, 10*time.Second)
+	defer cancel()
+	ep, err := d.endpoint(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -253,7 +255,7 @@ func (d *Dispatcher) Deliveries(id string, status store.DeliveryStatus, limit in
 // failed. Errors: store.ErrNotFound for an unknown webhook or delivery, or
 // when the event is no longer buffered and the delivery holds no copy.
 func (d *Dispatcher) Retry(ctx context.Context, id, dlvID string) (store.Delivery, error) {
-	ep, err := d.endpoint(id)
+	ep, err := d.endpoint(ctx, id)
 	if err != nil {
 		return store.Delivery{}, err
 	}

@@ -51,7 +51,7 @@ func TestWorkersExitWhenIdleAndOnDelete(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ep, err := d.endpoint(hook.ID)
+		ep, err := d.local(hook.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
