@@ -190,7 +190,8 @@ func (k *wsSink) sendCloudEvents(ctx context.Context, meta []gateway.Meta, recs 
 }
 
 // Ping implements gateway.Sink: a WebSocket ping, answered by the peer's
-// pong (read by CloseRead's reader).
+// pong, which only a concurrent Reader call sees: the reader goroutine
+// serveWebSocket starts is that reader.
 func (k *wsSink) Ping(ctx context.Context) error { return k.conn.Ping(ctx) }
 
 // Close implements gateway.Sink with the close codes of openapi.yaml.
