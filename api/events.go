@@ -2,7 +2,6 @@ package api
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -77,14 +76,8 @@ var bodyBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // readBody reads the whole body, at most maxBody bytes. A body over the
 // limit is a 413 problem, written here; ok is false then.
 func (s *Server) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) bool {
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
-	var tooBig *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooBig):
-		fail(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("the body exceeds the limit of %d bytes (--max-body)", s.cfg.MaxBody))
-		return false
-	case err != nil:
-		fail(w, http.StatusBadRequest, "could not read the request body: "+err.Error())
+	if _, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)); err != nil {
+		s.Error(w, r, "read body", fmt.Errorf("%w: %w", errReadBody, err))
 		return false
 	}
 	return true
@@ -132,14 +125,14 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		s.metrics.rejected(len(events))
 		return
 	}
-	s.publish(w, r.Context(), events, single, start)
+	s.publish(w, r, events, single, start)
 }
 
 // publish appends events and writes the contract's answer.
-func (s *Server) publish(w http.ResponseWriter, ctx context.Context, events []store.Event, single bool, start time.Time) {
-	out, err := s.cfg.Publisher.Publish(ctx, events, make([]store.Appended, 0, len(events)))
+func (s *Server) publish(w http.ResponseWriter, r *http.Request, events []store.Event, single bool, start time.Time) {
+	out, err := s.cfg.Publisher.Publish(r.Context(), events, make([]store.Appended, 0, len(events)))
 	if err != nil {
-		s.publishFailed(w, ctx, err, len(events))
+		s.Error(w, r, "publish events", err)
 		return
 	}
 	status, dups := http.StatusAccepted, 0
@@ -171,31 +164,6 @@ func (s *Server) publish(w http.ResponseWriter, ctx context.Context, events []st
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(buf.Bytes())
-}
-
-// publishFailed answers a batch the log did not store.
-func (s *Server) publishFailed(w http.ResponseWriter, ctx context.Context, err error, n int) {
-	switch {
-	case errors.Is(err, gateway.ErrDraining):
-		w.Header().Set("Retry-After", "5")
-		fail(w, http.StatusServiceUnavailable, "the gateway is shutting down and accepts no new events")
-	case errors.Is(err, store.ErrUnavailable):
-		// With NATS: no quorum, a leader election, a timeout. A client
-		// retries a 503; events with an id are de-duplicated should the
-		// write have landed after all.
-		s.cfg.Logger.Warn("publish failed: the store is unavailable", "err", err, "events", n)
-		w.Header().Set("Retry-After", "1")
-		fail(w, http.StatusServiceUnavailable, "the event store did not confirm the write; retry (events with an id are de-duplicated)")
-	case errors.Is(err, store.ErrEventTooLarge):
-		fail(w, http.StatusRequestEntityTooLarge, "an event is larger than the event store takes: "+err.Error())
-	case ctx.Err() != nil: // the client went away: this answer is for the record
-		s.cfg.Logger.Debug("publish abandoned", "err", err)
-		w.Header().Set("Retry-After", "1")
-		fail(w, http.StatusServiceUnavailable, "the request ended before the event store confirmed the write")
-	default:
-		s.cfg.Logger.Error("publish failed", "err", err, "events", n)
-		fail(w, http.StatusInternalServerError, "the events could not be stored")
-	}
 }
 
 // appendAppended writes a as {"seq":N,"id":"…"[,"duplicate":true]}: the
@@ -381,8 +349,7 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	page, err := s.cfg.Publisher.Log().Read(r.Context(), after, int(limit), filter, nil)
 	if err != nil {
-		s.cfg.Logger.Error("replay read failed", "err", err)
-		fail(w, http.StatusInternalServerError, "the log could not be read")
+		s.Error(w, r, "replay events", err)
 		return
 	}
 	buf := bodyBufs.Get().(*bytes.Buffer)
@@ -412,12 +379,11 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec, err := s.cfg.Publisher.Log().Get(r.Context(), seq)
-	if errors.Is(err, store.ErrNotFound) {
-		fail(w, http.StatusNotFound, fmt.Sprintf("event %d was never stored or has been overwritten", seq))
-		return
-	}
 	if err != nil {
-		fail(w, http.StatusInternalServerError, "the log could not be read")
+		if errors.Is(err, store.ErrNotFound) {
+			err = fmt.Errorf("event %d was never stored or has been overwritten: %w", seq, err)
+		}
+		s.Error(w, r, "get event", err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -63,14 +63,8 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		sub.Transport = "websocket"
 	}
 	st, err := s.cfg.Hub.Open(sub)
-	if errors.Is(err, gateway.ErrHubFull) {
-		w.Header().Set("Retry-After", "5")
-		fail(w, http.StatusServiceUnavailable, "the gateway serves as many streams as it may (--max-streams); retry later")
-		return
-	}
 	if err != nil {
-		w.Header().Set("Retry-After", "5")
-		fail(w, http.StatusServiceUnavailable, "draining: the gateway is shutting down")
+		s.Error(w, r, "open stream", err)
 		return
 	}
 	defer st.Release()
@@ -190,7 +184,8 @@ func (k *wsSink) sendCloudEvents(ctx context.Context, meta []gateway.Meta, recs 
 }
 
 // Ping implements gateway.Sink: a WebSocket ping, answered by the peer's
-// pong (read by CloseRead's reader).
+// pong, which only a concurrent Reader call sees: the reader goroutine
+// serveWebSocket starts is that reader.
 func (k *wsSink) Ping(ctx context.Context) error { return k.conn.Ping(ctx) }
 
 // Close implements gateway.Sink with the close codes of openapi.yaml.

@@ -2,7 +2,6 @@ package api
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -44,7 +43,7 @@ func (s *Server) decodeOptionalBody(w http.ResponseWriter, r *http.Request, v an
 func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
 	if _, err := s.cfg.Dispatcher.Get(r.Context(), id); err != nil {
-		s.lookupFailed(w, "webhook", err)
+		s.Error(w, r, "rotate secret", noSuch("webhook", err))
 		return
 	}
 	var in rotateRequest
@@ -63,7 +62,7 @@ func (s *Server) rotateSecret(w http.ResponseWriter, r *http.Request) {
 	}
 	secret, expires, err := s.cfg.Dispatcher.RotateSecret(r.Context(), id, grace)
 	if err != nil {
-		s.lookupFailed(w, "webhook", err)
+		s.Error(w, r, "rotate secret", noSuch("webhook", err))
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -85,7 +84,7 @@ type replayJSON struct {
 func (s *Server) replayWebhook(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
 	if _, err := s.cfg.Dispatcher.Get(r.Context(), id); err != nil {
-		s.lookupFailed(w, "webhook", err)
+		s.Error(w, r, "replay webhook", noSuch("webhook", err))
 		return
 	}
 	var in replayRequest
@@ -104,12 +103,8 @@ func (s *Server) replayWebhook(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	res, err := s.cfg.Dispatcher.Replay(r.Context(), id, after, until)
-	switch {
-	case errors.Is(err, dispatch.ErrReplayInProgress):
-		fail(w, http.StatusConflict, "a replay of this webhook is still being read; retry once it has been taken (see the delivery log)")
-		return
-	case err != nil:
-		s.lookupFailed(w, "webhook", err)
+	if err != nil {
+		s.Error(w, r, "replay webhook", noSuch("webhook", err))
 		return
 	}
 	writeJSON(w, http.StatusAccepted, replayJSON{Queued: res.Queued, Gap: res.Gap})
@@ -151,17 +146,12 @@ func attemptOut(a dispatch.Attempt) attemptJSON {
 func (s *Server) tailDeliveries(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
 	if _, err := s.cfg.Dispatcher.Get(r.Context(), id); err != nil {
-		s.lookupFailed(w, "webhook", err)
+		s.Error(w, r, "tail deliveries", noSuch("webhook", err))
 		return
 	}
 	tail, err := s.cfg.Dispatcher.TailDeliveries(id)
-	switch {
-	case errors.Is(err, dispatch.ErrTooManyTails), errors.Is(err, dispatch.ErrStopped):
-		w.Header().Set("Retry-After", "5")
-		fail(w, http.StatusServiceUnavailable, err.Error())
-		return
-	case err != nil:
-		s.lookupFailed(w, "webhook", err)
+	if err != nil {
+		s.Error(w, r, "tail deliveries", noSuch("webhook", err))
 		return
 	}
 	defer tail.Close()

@@ -2,7 +2,6 @@ package api
 
 import (
 	"bytes"
-	"errors"
 	"mime"
 	"net/http"
 	"slices"
@@ -186,17 +185,6 @@ func (s *Server) decodeWebhookBody(w http.ResponseWriter, r *http.Request, v any
 	return true
 }
 
-// targetRefused writes the 422 for a URL refused by the SSRF guard, or
-// reports false for any other error.
-func targetRefused(w http.ResponseWriter, err error) bool {
-	var te *dispatch.TargetError
-	if !errors.As(err, &te) {
-		return false
-	}
-	fail(w, http.StatusUnprocessableEntity, "the webhook URL is refused: "+te.Reason, FieldError{Field: "/url", Message: te.Reason})
-	return true
-}
-
 func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request) {
 	var in webhookCreate
 	if !s.decodeWebhookBody(w, r, &in) {
@@ -208,14 +196,8 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request) {
 	hook := store.Webhook{URL: in.URL, Types: in.Types, Secret: in.Secret, Description: in.Description, Enabled: in.Enabled == nil || *in.Enabled,
 		Headers: in.Headers, RateLimit: in.RateLimit, Handshake: in.Handshake}
 	created, err := s.cfg.Dispatcher.Create(r.Context(), hook)
-	if errors.Is(err, dispatch.ErrTooManyWebhooks) {
-		fail(w, http.StatusConflict, "the gateway already serves as many webhooks as it may (--max-webhooks); delete one first")
-		return
-	}
 	if err != nil {
-		if !targetRefused(w, err) {
-			s.internal(w, "create webhook", err)
-		}
+		s.Error(w, r, "create webhook", err)
 		return
 	}
 	out := s.webhookOut(created)
@@ -227,7 +209,7 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request) {
 func (s *Server) listWebhooks(w http.ResponseWriter, r *http.Request) {
 	hooks, err := s.cfg.Dispatcher.List(r.Context())
 	if err != nil {
-		s.internal(w, "list webhooks", err)
+		s.Error(w, r, "list webhooks", err)
 		return
 	}
 	out := make([]webhookJSON, len(hooks))
@@ -242,7 +224,7 @@ func (s *Server) listWebhooks(w http.ResponseWriter, r *http.Request) {
 func (s *Server) getWebhook(w http.ResponseWriter, r *http.Request) {
 	hook, err := s.cfg.Dispatcher.Get(r.Context(), chi.URLParam(r, "id"))
 	if err != nil {
-		s.lookupFailed(w, "webhook", err)
+		s.Error(w, r, "get webhook", noSuch("webhook", err))
 		return
 	}
 	writeJSON(w, http.StatusOK, s.webhookOut(hook))
@@ -251,7 +233,7 @@ func (s *Server) getWebhook(w http.ResponseWriter, r *http.Request) {
 func (s *Server) updateWebhook(w http.ResponseWriter, r *http.Request) {
 	id := chi.URLParam(r, "id")
 	if _, err := s.cfg.Dispatcher.Get(r.Context(), id); err != nil {
-		s.lookupFailed(w, "webhook", err)
+		s.Error(w, r, "update webhook", noSuch("webhook", err))
 		return
 	}
 	var in webhookPatch
@@ -272,9 +254,7 @@ func (s *Server) updateWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	hook, resumed, err := s.cfg.Dispatcher.Update(r.Context(), id, u)
 	if err != nil {
-		if !targetRefused(w, err) {
-			s.lookupFailed(w, "webhook", err)
-		}
+		s.Error(w, r, "update webhook", noSuch("webhook", err))
 		return
 	}
 	out := s.webhookOut(hook)
@@ -286,7 +266,7 @@ func (s *Server) updateWebhook(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request) {
 	if err := s.cfg.Dispatcher.Delete(r.Context(), chi.URLParam(r, "id")); err != nil {
-		s.lookupFailed(w, "webhook", err)
+		s.Error(w, r, "delete webhook", noSuch("webhook", err))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -316,7 +296,7 @@ func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) {
 	}
 	dls, err := s.cfg.Dispatcher.Deliveries(chi.URLParam(r, "id"), status, limit)
 	if err != nil {
-		s.lookupFailed(w, "webhook", err)
+		s.Error(w, r, "list deliveries", noSuch("webhook", err))
 		return
 	}
 	out := make([]deliveryJSON, len(dls))
@@ -331,7 +311,7 @@ func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) {
 func (s *Server) retryDelivery(w http.ResponseWriter, r *http.Request) {
 	d, err := s.cfg.Dispatcher.Retry(r.Context(), chi.URLParam(r, "id"), chi.URLParam(r, "delivery_id"))
 	if err != nil {
-		s.lookupFailed(w, "delivery", err)
+		s.Error(w, r, "retry delivery", noSuch("delivery", err))
 		return
 	}
 	writeJSON(w, http.StatusAccepted, deliveryOut(d))
@@ -346,33 +326,23 @@ func headersValid(w http.ResponseWriter, h map[string]string) bool {
 	}
 	fes := make([]FieldError, len(errs))
 	for i, e := range errs {
-		field := "/headers"
-		if e.Name != "" {
-			field += "/" + jsonPointerEscape(e.Name)
-		}
-		fes[i] = FieldError{Field: field, Message: e.Reason}
+		fes[i] = headerField(e)
 	}
 	slices.SortFunc(fes, func(a, b FieldError) int { return strings.Compare(a.Field, b.Field) })
 	fail(w, http.StatusUnprocessableEntity, "the webhook's headers are refused", fes...)
 	return false
 }
 
+// headerField is the field error of a refused custom header.
+func headerField(e *dispatch.HeaderError) FieldError {
+	field := "/headers"
+	if e.Name != "" {
+		field += "/" + jsonPointerEscape(e.Name)
+	}
+	return FieldError{Field: field, Message: e.Reason}
+}
+
 // jsonPointerEscape escapes a JSON pointer token (RFC 6901).
 func jsonPointerEscape(s string) string {
 	return strings.NewReplacer("~", "~0", "/", "~1").Replace(s)
-}
-
-// lookupFailed writes 404 for store.ErrNotFound, else a logged 500.
-func (s *Server) lookupFailed(w http.ResponseWriter, what string, err error) {
-	if errors.Is(err, store.ErrNotFound) {
-		fail(w, http.StatusNotFound, "no such "+what+": "+err.Error())
-		return
-	}
-	s.internal(w, what, err)
-}
-
-// internal logs err and writes a 500 that shows none of it.
-func (s *Server) internal(w http.ResponseWriter, what string, err error) {
-	s.cfg.Logger.Error("webhook request failed", "op", what, "err", err)
-	fail(w, http.StatusInternalServerError, "the request could not be completed")
 }
