@@ -147,7 +147,7 @@ func measure(ctx context.Context, mode string, compare bool, args []string, out 
 			}
 			figures[tgt] = append(figures[tgt], m.primary)
 			fans[tgt] = append(fans[tgt], m.fan...)
-			if statuses[tgt] == nil {
+			if statuses[tgt] == nil && m.statuses != nil {
 				statuses[tgt] = map[string]int{}
 			}
 			for k, v := range m.statuses {
@@ -183,7 +183,12 @@ func measure(ctx context.Context, mode string, compare bool, args []string, out 
 			}
 		}
 		if len(ratios) > 0 {
-			fmt.Fprintf(out, "ratio  %s/%s = %.2f  (median of per-run ratios %s)\n", first, t, median(ratios), join2(ratios))
+			inv := make([]float64, len(ratios))
+			for i, r := range ratios {
+				inv[i] = 1 / r
+			}
+			fmt.Fprintf(out, "ratio  %s/%s = %.2f  (median of per-run ratios %s); %s/%s = %.3f\n",
+				first, t, median(ratios), join2(ratios), t, first, median(inv))
 		}
 	}
 	return nil
