@@ -26,7 +26,7 @@
 // measures the ring, embedded NATS and a cluster in one run. The webhook
 // mode measures deliveries while publishing flat out (--events) or at a
 // rate, or, with --backlog N, draining N events published while the
-// webhooks were disabled.
+// webhooks were disabled; --publishers P posts from P concurrent clients.
 //
 // --url measures a running server instead of spawning one (loopback only;
 // give --pid to get its CPU time). Every loop is bounded by a duration or a

@@ -69,6 +69,7 @@ func parseFlags(mode string, compare bool, args []string, out io.Writer) (*optio
 		fs.IntVar(&o.webhook.events, "events", 50000, "with --rate 0: events to publish (keep under --buffer-size)")
 		fs.DurationVar(&o.webhook.duration, "duration", 5*time.Second, "with --rate: how long to publish")
 		fs.DurationVar(&o.webhook.grace, "grace", 60*time.Second, "how long deliveries may take after publishing")
+		fs.IntVar(&o.webhook.publishers, "publishers", 1, "with --events or --backlog: concurrent publishers, each posting batches of 100 one after another")
 		fs.IntVar(&o.webhook.backlog, "backlog", 0, "measure draining instead: publish this many events to disabled webhooks, then enable them (overrides --rate and --events)")
 	default:
 		return nil, fmt.Errorf("unknown mode %q", mode)

@@ -67,7 +67,7 @@ func startNATS(tb testing.TB) *natsserver.Server {
 
 // TestNATSTargets spawns a built eventgate on embedded NATS and on a NATS
 // server given by URL, and drives a short ingest run (batches: every
-// answer 2xx) and a short backlog drain against each. It needs a go build
+// answer 2xx) and a short backlog drain (three publishers) against each. It needs a go build
 // of the repository (a few seconds when cached).
 func TestNATSTargets(t *testing.T) {
 	if testing.Short() {
@@ -97,14 +97,14 @@ func TestNATSTargets(t *testing.T) {
 		if r.events <= 0 || len(r.statuses) != 1 || r.statuses["202"] == 0 {
 			t.Errorf("%s ingest: %s", tf.target, r)
 		}
-		w, err := runWebhook(t.Context(), s, webhookConfig{receivers: 1, backlog: 300, grace: 20 * time.Second})
+		w, err := runWebhook(t.Context(), s, webhookConfig{receivers: 1, backlog: 250, publishers: 3, grace: 20 * time.Second})
 		s.stop()
 		s.stop() // idempotent
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("%s backlog: %s", tf.target, w)
-		if w.missing != 0 || w.dup != 0 || w.badSig != 0 || w.deliveries != 300 || !w.backlog {
+		if w.missing != 0 || w.dup != 0 || w.badSig != 0 || w.deliveries != 250 || !w.backlog {
 			t.Errorf("%s backlog: %s", tf.target, w)
 		}
 		if left, _ := filepath.Glob(filepath.Join(b.dir, "nats-data-*")); len(left) != 0 {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/eventgate/eventgate/gateway/signature"
@@ -26,6 +27,9 @@ type webhookConfig struct {
 	// created disabled, backlog events are published, and the clock starts
 	// when they are enabled again (resume from their cursor).
 	backlog int
+	// publishers post concurrently when publishing flat out (--events,
+	// --backlog); 0 means 1.
+	publishers int
 }
 
 // webhookResult is what one webhook run measured.
@@ -190,7 +194,7 @@ func unregister(client *http.Client, base, id string) {
 // the backlog to the last delivery.
 func runWebhook(ctx context.Context, s *server, cfg webhookConfig) (webhookResult, error) {
 	var res webhookResult
-	client := newClient(4)
+	client := newClient(max(cfg.publishers, 1) + 4)
 	defer client.CloseIdleConnections()
 	var rcs []*receiver
 	var ids []string
@@ -220,11 +224,11 @@ func runWebhook(ctx context.Context, s *server, cfg webhookConfig) (webhookResul
 	switch {
 	case cfg.backlog > 0:
 		res.backlog = true
-		err = publishFlatOut(ctx, pub, cfg.backlog, &res.published)
+		res.published, err = publishFlatOut(ctx, pub, cfg.backlog, cfg.publishers)
 	case cfg.rate > 0:
 		res.published, _, err = paced(ctx, pub, cfg.rate, cfg.duration)
 	default:
-		err = publishFlatOut(ctx, pub, cfg.events, &res.published)
+		res.published, err = publishFlatOut(ctx, pub, cfg.events, cfg.publishers)
 	}
 	if err != nil {
 		return res, err
@@ -282,15 +286,31 @@ func runWebhook(ctx context.Context, s *server, cfg webhookConfig) (webhookResul
 	return res, nil
 }
 
-// publishFlatOut publishes n events in batches of 100, one request after
-// another, counting them in *published.
-func publishFlatOut(ctx context.Context, pub *httpPublisher, n int, published *int) error {
-	for *published < n {
-		k := min(100, n-*published)
-		if _, err := pub.publish(ctx, k, uint64(*published)+1); err != nil {
-			return err
-		}
-		*published += k
+// publishFlatOut publishes n events in batches of 100 from publishers
+// goroutines (at least 1), each posting one request after another, and
+// returns how many were accepted; it stops at the first error.
+func publishFlatOut(ctx context.Context, pub *httpPublisher, n, publishers int) (int, error) {
+	var next, done atomic.Int64 // next: events claimed; done: events accepted
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	for range max(publishers, 1) {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				k := int64(100)
+				from := next.Add(k) - k
+				if from >= int64(n) {
+					return
+				}
+				k = min(k, int64(n)-from)
+				if _, err := pub.publish(ctx, int(k), uint64(from)+1); err != nil {
+					cancel(err)
+					return
+				}
+				done.Add(k)
+			}
+		})
 	}
-	return nil
+	wg.Wait()
+	return int(done.Load()), context.Cause(ctx)
 }
