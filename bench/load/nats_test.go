@@ -65,9 +65,10 @@ func startNATS(tb testing.TB) *natsserver.Server {
 	return ns
 }
 
-// TestNATSTargets spawns a built eventgate on embedded NATS and on a NATS
-// server given by URL, and drives a short ingest run (batches: every
-// answer 2xx) and a short backlog drain (three publishers) against each. It needs a go build
+// TestNATSTargets spawns a built eventgate on embedded NATS, on a NATS
+// server given by URL (twice: the second run resets the streams) and on the
+// ring, and drives a short ingest run (batches: every answer 2xx) and a
+// short backlog drain (three publishers) against each. It needs a go build
 // of the repository (a few seconds when cached).
 func TestNATSTargets(t *testing.T) {
 	if testing.Short() {

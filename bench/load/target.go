@@ -166,7 +166,12 @@ func startServer(ctx context.Context, tf targetFlags, b *builder) (*server, erro
 	cmd.WaitDelay = 5 * time.Second
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if tf.logDir != "" {
-		f, err := os.Create(filepath.Join(tf.logDir, filepath.Base(kind+"-"+bin)+".log"))
+		// One file per target and binary, every run appended.
+		logName := kind + "-build.log" // a fresh go build
+		if bin != "" {
+			logName = kind + "-" + filepath.Base(bin) + ".log"
+		}
+		f, err := os.OpenFile(filepath.Join(tf.logDir, logName), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
 			cancel()
 			cleanup()
