@@ -5,13 +5,33 @@
 //
 //	go run ./bench/load ingest  [--target eventgate|bare] [--clients 64] [--batch 1] [--duration 5s]
 //	go run ./bench/load fanout  [--target eventgate|bare-hub|centrifugo] [--subs 100] [--rate 2000,5000] [--duration 5s]
-//	go run ./bench/load webhook [--receivers 1] [--rate 0 --events 50000 | --rate 1000 --duration 5s]
+//	go run ./bench/load webhook [--receivers 1] [--rate 0 --events 50000 | --rate 1000 --duration 5s | --backlog 20000]
 //	go run ./bench/load compare ingest|fanout|webhook --targets eventgate,bare [--runs 3] [mode flags]
+//
+// eventgate's targets, each optionally :BINARY for a given build:
+//
+//	eventgate           the ring buffer (--store memory)
+//	eventgate-nats      --store nats --nats-embedded, file storage in a fresh
+//	                    temporary directory, removed when it stops
+//	eventgate-nats-url  --store nats --nats-url URLS --nats-replicas N, from
+//	                    this tool's --nats-url (loopback only) and
+//	                    --nats-replicas; eventgate's streams on that NATS are
+//	                    deleted before each run unless --nats-reset=false
+//
+// so that, for example,
+//
+//	go run ./bench/load compare ingest --targets eventgate,eventgate-nats,eventgate-nats-url \
+//		--nats-url nats://127.0.0.1:4222,nats://127.0.0.1:4223,nats://127.0.0.1:4224 --nats-replicas 3 --runs 3 --batch 100
+//
+// measures the ring, embedded NATS and a cluster in one run. The webhook
+// mode measures deliveries while publishing flat out (--events) or at a
+// rate, or, with --backlog N, draining N events published while the
+// webhooks were disabled; --publishers P posts from P concurrent clients.
 //
 // --url measures a running server instead of spawning one (loopback only;
 // give --pid to get its CPU time). Every loop is bounded by a duration or a
-// count, and every spawned process is stopped on exit. See
-// docs/BENCHMARKS.md for the method and the figures.
+// count, and every spawned process and temporary directory is removed on
+// exit. See docs/BENCHMARKS.md for the method and the figures.
 package main
 
 import (

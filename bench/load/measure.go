@@ -30,13 +30,16 @@ func parseFlags(mode string, compare bool, args []string, out io.Writer) (*optio
 	o := &options{}
 	fs := flag.NewFlagSet(mode, flag.ContinueOnError)
 	fs.SetOutput(out)
-	fs.StringVar(&o.tf.target, "target", targetEventgate, "eventgate, eventgate:BINARY (a given build), bare (ingest), bare-hub (fanout) or centrifugo (fanout)")
+	fs.StringVar(&o.tf.target, "target", targetEventgate, "eventgate (ring), eventgate-nats (embedded NATS, file storage in a temp dir), eventgate-nats-url (--nats-url), each optionally :BINARY (a given build); bare (ingest), bare-hub (fanout) or centrifugo (fanout)")
 	fs.StringVar(&o.tf.url, "url", "", "measure a running server at this loopback URL instead of spawning one")
 	fs.IntVar(&o.tf.pid, "pid", 0, "with --url: the server's pid, to report its CPU")
 	fs.StringVar(&o.tf.bin, "bin", "", "eventgate binary to spawn (default: go build of the repository)")
 	fs.StringVar(&o.tf.debugAddr, "debug-addr", "", "passed to a spawned eventgate: pprof listener (loopback)")
 	fs.IntVar(&o.tf.bufferSize, "buffer-size", 200000, "passed to a spawned eventgate: ring capacity")
 	fs.StringVar(&o.tf.logDir, "log-dir", "", "write spawned servers' output here (default: discard)")
+	fs.StringVar(&o.tf.natsURL, "nats-url", "", "eventgate-nats-url: NATS server URLs, comma-separated (loopback only)")
+	fs.IntVar(&o.tf.natsReplicas, "nats-replicas", 1, "eventgate-nats-url: passed to eventgate (3 on a three-node cluster)")
+	fs.BoolVar(&o.tf.natsReset, "nats-reset", true, "eventgate-nats-url: delete eventgate's streams on that NATS before each run, so every run starts empty")
 	fs.IntVar(&o.runs, "runs", 1, "repeat the measurement; the summary gives medians")
 	targets := fs.String("targets", "", "compare: comma-separated targets, the first measured against the others (default by mode)")
 
@@ -66,6 +69,8 @@ func parseFlags(mode string, compare bool, args []string, out io.Writer) (*optio
 		fs.IntVar(&o.webhook.events, "events", 50000, "with --rate 0: events to publish (keep under --buffer-size)")
 		fs.DurationVar(&o.webhook.duration, "duration", 5*time.Second, "with --rate: how long to publish")
 		fs.DurationVar(&o.webhook.grace, "grace", 60*time.Second, "how long deliveries may take after publishing")
+		fs.IntVar(&o.webhook.publishers, "publishers", 1, "with --events or --backlog: concurrent publishers, each posting batches of 100 one after another")
+		fs.IntVar(&o.webhook.backlog, "backlog", 0, "measure draining instead: publish this many events to disabled webhooks, then enable them (overrides --rate and --events)")
 	default:
 		return nil, fmt.Errorf("unknown mode %q", mode)
 	}
@@ -93,9 +98,10 @@ func parseFlags(mode string, compare bool, args []string, out io.Writer) (*optio
 // measurement is one target's figures in one run: the headline figure
 // compare takes ratios of, and the lines to print.
 type measurement struct {
-	primary float64
-	lines   []string
-	fan     []fanoutResult // fanout: one per rate
+	primary  float64
+	lines    []string
+	fan      []fanoutResult // fanout: one per rate
+	statuses map[string]int // ingest: answers by status
 }
 
 // measure runs mode against each target, o.runs times, rotating the order
@@ -115,8 +121,10 @@ func measure(ctx context.Context, mode string, compare bool, args []string, out 
 
 	fmt.Fprintf(out, "# %s: targets %s, %d run(s); %d CPUs (GOMAXPROCS %d); load average %s\n",
 		mode, strings.Join(o.targets, ","), o.runs, runtime.NumCPU(), runtime.GOMAXPROCS(0), loadAvg())
-	figures := map[string][]float64{}   // target → primary figure per run (NaN-free: skipped runs absent)
-	fans := map[string][]fanoutResult{} // fanout: target → every rate's result in every run
+	w := nameWidth(o.targets)
+	figures := map[string][]float64{}       // target → primary figure per run (NaN-free: skipped runs absent)
+	fans := map[string][]fanoutResult{}     // fanout: target → every rate's result in every run
+	statuses := map[string]map[string]int{} // ingest: target → answers by status over all runs
 	perRun := make([]map[string]float64, o.runs)
 	for r := range o.runs {
 		perRun[r] = map[string]float64{}
@@ -132,14 +140,20 @@ func measure(ctx context.Context, mode string, compare bool, args []string, out 
 				if !compare {
 					return err
 				}
-				fmt.Fprintf(out, "run %d %-10s skipped: %v\n", r+1, tgt, err)
+				fmt.Fprintf(out, "run %d %-*s skipped: %v\n", r+1, w, tgt, err)
 				continue
 			}
 			for _, l := range m.lines {
-				fmt.Fprintf(out, "run %d %-10s %s\n", r+1, tgt, l)
+				fmt.Fprintf(out, "run %d %-*s %s\n", r+1, w, tgt, l)
 			}
 			figures[tgt] = append(figures[tgt], m.primary)
 			fans[tgt] = append(fans[tgt], m.fan...)
+			if statuses[tgt] == nil && m.statuses != nil {
+				statuses[tgt] = map[string]int{}
+			}
+			for k, v := range m.statuses {
+				statuses[tgt][k] += v
+			}
 			perRun[r][tgt] = m.primary
 		}
 	}
@@ -150,7 +164,12 @@ func measure(ctx context.Context, mode string, compare bool, args []string, out 
 	fmt.Fprintf(out, "# medians of %s; load average %s\n", unit, loadAvg())
 	for _, t := range o.targets {
 		if len(figures[t]) > 0 {
-			fmt.Fprintf(out, "median %-10s %10.0f  (%s)\n", t, median(figures[t]), join(figures[t]))
+			fmt.Fprintf(out, "median %-*s %10.0f  (%s)\n", w, t, median(figures[t]), join(figures[t]))
+		}
+	}
+	for _, t := range o.targets {
+		if st := statuses[t]; st != nil {
+			fmt.Fprintf(out, "answers %-*s %s\n", w, t, summariseStatuses(st))
 		}
 	}
 	if !compare {
@@ -165,7 +184,12 @@ func measure(ctx context.Context, mode string, compare bool, args []string, out 
 			}
 		}
 		if len(ratios) > 0 {
-			fmt.Fprintf(out, "ratio  %s/%s = %.2f  (median of per-run ratios %s)\n", first, t, median(ratios), join2(ratios))
+			inv := make([]float64, len(ratios))
+			for i, r := range ratios {
+				inv[i] = 1 / r
+			}
+			fmt.Fprintf(out, "ratio  %s/%s = %.2f  (median of per-run ratios %s); %s/%s = %.3f\n",
+				first, t, median(ratios), join2(ratios), t, first, median(inv))
 		}
 	}
 	return nil
@@ -181,7 +205,7 @@ func measureOne(ctx context.Context, mode string, tf targetFlags, o *options, b 
 	switch mode {
 	case "ingest":
 		r, err := runIngest(ctx, s, o.ingest)
-		return measurement{primary: r.events, lines: []string{r.String()}}, err
+		return measurement{primary: r.events, lines: []string{r.String()}, statuses: r.statuses}, err
 	case "fanout":
 		var m measurement
 		for _, rate := range o.rates {
@@ -206,6 +230,31 @@ func measureOne(ctx context.Context, mode string, tf targetFlags, o *options, b 
 		r, err := runWebhook(ctx, s, o.webhook)
 		return measurement{primary: r.perSec, lines: []string{r.String()}}, err
 	}
+}
+
+// nameWidth is the width of the longest target name, for aligned lines.
+func nameWidth(targets []string) int {
+	w := 10
+	for _, t := range targets {
+		w = max(w, len(t))
+	}
+	return w
+}
+
+// summariseStatuses says how many answers were not 2xx, of how many, and
+// gives every status's count: "non-2xx 3 of 1200 requests [202×1197 500×3]".
+func summariseStatuses(st map[string]int) string {
+	total, bad := 0, 0
+	codes := make([]string, 0, len(st))
+	for k, v := range st {
+		total += v
+		if !strings.HasPrefix(k, "2") {
+			bad += v
+		}
+		codes = append(codes, fmt.Sprintf("%s×%d", k, v))
+	}
+	slices.Sort(codes)
+	return fmt.Sprintf("non-2xx %d of %d requests [%s]", bad, total, strings.Join(codes, " "))
 }
 
 // median returns the median of xs (the mean of the middle two when even).
@@ -243,6 +292,7 @@ func join2(xs []float64) string {
 // p99 is a poor judge; the median of several is a fair one. Ratios are of
 // the best sustained figures.
 func summariseFanout(out io.Writer, o *options, fans map[string][]fanoutResult) error {
+	w := nameWidth(o.targets)
 	fmt.Fprintf(out, "# fan-out medians over %d run(s), %d subscribers; load average %s\n", o.runs, o.fanout.subs, loadAvg())
 	best := map[string]float64{} // highest sustained median delivered/s
 	peak := map[string]float64{} // highest median delivered/s with nothing lost, any latency
@@ -272,12 +322,12 @@ func summariseFanout(out io.Writer, o *options, fans map[string][]fanoutResult) 
 			} else {
 				best[t] = max(best[t], median(deliv))
 			}
-			fmt.Fprintf(out, "median %-10s rate %6d/s  delivered %9.0f/s  p50 %7s ms  p99 %7s ms  lost+dup+reordered+cut %d  %s\n",
-				t, rate, median(deliv), ms(time.Duration(median(p50))), ms(mp99), bad, verdict)
+			fmt.Fprintf(out, "median %-*s rate %6d/s  delivered %9.0f/s  p50 %7s ms  p99 %7s ms  lost+dup+reordered+cut %d  %s\n",
+				w, t, rate, median(deliv), ms(time.Duration(median(p50))), ms(mp99), bad, verdict)
 		}
 	}
 	for _, t := range o.targets {
-		fmt.Fprintf(out, "best   %-10s %10.0f delivered events/s sustained, peak %.0f at any p99\n", t, best[t], peak[t])
+		fmt.Fprintf(out, "best   %-*s %10.0f delivered events/s sustained, peak %.0f at any p99\n", w, t, best[t], peak[t])
 	}
 	first := o.targets[0]
 	for _, t := range o.targets[1:] {

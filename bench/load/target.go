@@ -32,6 +32,10 @@ type targetFlags struct {
 	debugAddr  string // passed to a spawned eventgate
 	bufferSize int    // passed to a spawned eventgate
 	logDir     string // where spawned servers' output goes (default: discarded)
+
+	natsURL      string // eventgate-nats-url: the NATS servers, comma-separated
+	natsReplicas int    // eventgate-nats-url: passed as --nats-replicas
+	natsReset    bool   // eventgate-nats-url: delete eventgate's streams first
 }
 
 // server is a target being measured: its base URL and, when this tool
@@ -105,8 +109,10 @@ func freeAddr() (string, error) {
 }
 
 // startServer starts (or, with --url, names) the target. The caller must
-// call stop. Spawned processes get SIGINT on stop, SIGKILL 5 s later, and
-// SIGKILL if this tool dies first (Pdeathsig).
+// call stop (idempotent). Spawned processes get SIGINT on stop, SIGKILL 5 s
+// later, and SIGKILL if this tool dies first (Pdeathsig); an embedded NATS
+// server's data directory is removed once its process has exited (and is
+// under the tool's temporary directory, removed on exit, in any case).
 func startServer(ctx context.Context, tf targetFlags, b *builder) (*server, error) {
 	if tf.url != "" {
 		if err := checkLoopback(tf.url); err != nil {
@@ -121,35 +127,38 @@ func startServer(ctx context.Context, tf targetFlags, b *builder) (*server, erro
 	var name string
 	var args []string
 	health := "/healthz"
+	cleanup := func() {}
 	kind, bin, _ := strings.Cut(tf.target, ":") // eventgate:PATH is a given binary
 	if bin == "" {
 		bin = tf.bin
 	}
-	switch kind {
-	case targetEventgate:
+	switch {
+	case isEventgate(kind):
 		name = bin
 		if name == "" {
 			if name, err = b.eventgate(ctx); err != nil {
 				return nil, err
 			}
 		}
-		args = []string{"--addr", addr, "--allow-private-targets", "--log-format", "json",
-			"--buffer-size", fmt.Sprint(max(tf.bufferSize, 1000))}
-		if tf.debugAddr != "" {
-			args = append(args, "--debug-addr", tf.debugAddr)
+		var dataDir string
+		if dataDir, cleanup, err = prepareEventgate(ctx, kind, tf, b.dir); err != nil {
+			return nil, err
 		}
-	case targetBare, targetBareHub:
+		args = eventgateArgs(kind, tf, addr, dataDir)
+		health = "/readyz" // with NATS: once the store is ready
+	case kind == targetBare, kind == targetBareHub:
 		if name, err = os.Executable(); err != nil {
 			return nil, err
 		}
 		args = []string{"serve-" + tf.target, "--addr", addr}
-	case targetCentrifugo:
+	case kind == targetCentrifugo:
 		if name, args, err = centrifugoCommand(b.dir, addr); err != nil {
 			return nil, err
 		}
 		health = "/health"
 	default:
-		return nil, fmt.Errorf("unknown target %q (want eventgate, eventgate:BINARY, bare, bare-hub or centrifugo)", tf.target)
+		return nil, fmt.Errorf("unknown target %q (want %s, each optionally :BINARY, bare, bare-hub or centrifugo)",
+			tf.target, strings.Join(eventgateKinds, ", "))
 	}
 	pctx, cancel := context.WithCancel(ctx)
 	cmd := exec.CommandContext(pctx, name, args...)
@@ -157,9 +166,15 @@ func startServer(ctx context.Context, tf targetFlags, b *builder) (*server, erro
 	cmd.WaitDelay = 5 * time.Second
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if tf.logDir != "" {
-		f, err := os.Create(filepath.Join(tf.logDir, filepath.Base(kind+"-"+bin)+".log"))
+		// One file per target and binary, every run appended.
+		logName := kind + "-build.log" // a fresh go build
+		if bin != "" {
+			logName = kind + "-" + filepath.Base(bin) + ".log"
+		}
+		f, err := os.OpenFile(filepath.Join(tf.logDir, logName), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
 			cancel()
+			cleanup()
 			return nil, err
 		}
 		defer f.Close() // the child has its own descriptor
@@ -167,11 +182,13 @@ func startServer(ctx context.Context, tf targetFlags, b *builder) (*server, erro
 	}
 	if err := cmd.Start(); err != nil {
 		cancel()
+		cleanup()
 		return nil, fmt.Errorf("start %s: %w", tf.target, err)
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
-	s := &server{target: kind, url: "http://" + addr, pid: cmd.Process.Pid, stop: func() { cancel(); <-exited }}
+	stop := func() { cancel(); <-exited; cleanup() }
+	s := &server{target: kind, url: "http://" + addr, pid: cmd.Process.Pid, stop: sync.OnceFunc(stop)}
 	if err := waitHealthy(ctx, s.url+health, exited); err != nil {
 		s.stop()
 		return nil, fmt.Errorf("%s did not come up: %w", tf.target, err)

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/eventgate/eventgate/gateway/signature"
@@ -22,11 +23,20 @@ type webhookConfig struct {
 	events    int           // with rate 0, how many
 	duration  time.Duration // with a rate, how long
 	grace     time.Duration // how long deliveries may take after publishing
+	// backlog, when positive, measures draining instead: the webhooks are
+	// created disabled, backlog events are published, and the clock starts
+	// when they are enabled again (resume from their cursor).
+	backlog int
+	// publishers post concurrently when publishing flat out (--events,
+	// --backlog); 0 means 1.
+	publishers int
 }
 
 // webhookResult is what one webhook run measured.
 type webhookResult struct {
 	published       int
+	pubPerSec       float64 // events/s accepted while publishing
+	backlog         bool    // deliveries/s are of draining a backlog
 	deliveries      int
 	perSec          float64 // deliveries/s, first publish to last delivery
 	p50, p99        time.Duration
@@ -42,8 +52,12 @@ func (r webhookResult) String() string {
 	if r.serverCPUPerDel > 0 {
 		per = fmt.Sprintf("%.0f µs", float64(r.serverCPUPerDel)/1e3)
 	}
-	return fmt.Sprintf("published %d  delivered %d  %9.0f deliveries/s  ingest-to-delivery p50 %6s ms  p99 %6s ms  dup %d missing %d bad-signature %d  server cpu/delivery %s  cpu client %s server %s",
-		r.published, r.deliveries, r.perSec, ms(r.p50), ms(r.p99), r.dup, r.missing, r.badSig, per, r.clientCPU, r.serverCPU)
+	what, lat := "while ingesting", "ingest-to-delivery"
+	if r.backlog {
+		what, lat = "draining a backlog", "publish-to-delivery (backlog wait included)"
+	}
+	return fmt.Sprintf("published %d (%.0f/s)  delivered %d  %9.0f deliveries/s %s  %s p50 %6s ms  p99 %6s ms  dup %d missing %d bad-signature %d  server cpu/delivery %s  cpu client %s server %s",
+		r.published, r.pubPerSec, r.deliveries, r.perSec, what, lat, ms(r.p50), ms(r.p99), r.dup, r.missing, r.badSig, per, r.clientCPU, r.serverCPU)
 }
 
 // receiver is a local webhook endpoint: it verifies every signature and
@@ -110,10 +124,10 @@ func (rc *receiver) unique() int {
 	return len(rc.seen)
 }
 
-// register creates a webhook for rc on the server (types bench.webhook)
-// and returns its id; the secret goes to rc.
-func register(ctx context.Context, client *http.Client, base string, rc *receiver) (string, error) {
-	body, _ := json.Marshal(map[string]any{"url": rc.url, "types": []string{"bench.webhook"}, "description": "bench/load"})
+// register creates a webhook for rc on the server (types bench.webhook),
+// enabled or not, and returns its id; the secret goes to rc.
+func register(ctx context.Context, client *http.Client, base string, rc *receiver, enabled bool) (string, error) {
+	body, _ := json.Marshal(map[string]any{"url": rc.url, "types": []string{"bench.webhook"}, "description": "bench/load", "enabled": enabled})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/webhooks", bytes.NewReader(body))
 	if err != nil {
 		return "", err
@@ -140,6 +154,26 @@ func register(ctx context.Context, client *http.Client, base string, rc *receive
 	return out.ID, nil
 }
 
+// enable enables webhook id again; it resumes from its cursor, so the
+// events published while it was disabled are delivered.
+func enable(ctx context.Context, client *http.Client, base, id string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPatch, base+"/v1/webhooks/"+id, bytes.NewReader([]byte(`{"enabled":true}`)))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("enable webhook: status %d: %.300s", resp.StatusCode, b)
+	}
+	return nil
+}
+
 // unregister deletes webhook id.
 func unregister(client *http.Client, base, id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -155,12 +189,15 @@ func unregister(client *http.Client, base, id string) {
 
 // runWebhook registers cfg.receivers webhooks to local receivers,
 // publishes and waits until every receiver has every event (or the grace
-// time ends).
+// time ends). Deliveries/s run from the first publish to the last
+// delivery; with cfg.backlog, from enabling the webhooks after publishing
+// the backlog to the last delivery.
 func runWebhook(ctx context.Context, s *server, cfg webhookConfig) (webhookResult, error) {
 	var res webhookResult
-	client := newClient(4)
+	client := newClient(max(cfg.publishers, 1) + 4)
 	defer client.CloseIdleConnections()
 	var rcs []*receiver
+	var ids []string
 	defer func() {
 		for _, rc := range rcs {
 			rc.close()
@@ -172,10 +209,11 @@ func runWebhook(ctx context.Context, s *server, cfg webhookConfig) (webhookResul
 			return res, err
 		}
 		rcs = append(rcs, rc)
-		id, err := register(ctx, client, s.url, rc)
+		id, err := register(ctx, client, s.url, rc, cfg.backlog <= 0)
 		if err != nil {
 			return res, err
 		}
+		ids = append(ids, id)
 		defer unregister(client, s.url, id)
 	}
 
@@ -183,17 +221,27 @@ func runWebhook(ctx context.Context, s *server, cfg webhookConfig) (webhookResul
 	cpu0, scpu0 := selfCPU(), s.cpu()
 	start := time.Now()
 	var err error
-	if cfg.rate > 0 {
+	switch {
+	case cfg.backlog > 0:
+		res.backlog = true
+		res.published, err = publishFlatOut(ctx, pub, cfg.backlog, cfg.publishers)
+	case cfg.rate > 0:
 		res.published, _, err = paced(ctx, pub, cfg.rate, cfg.duration)
-	} else {
-		for res.published < cfg.events && err == nil {
-			n := min(100, cfg.events-res.published)
-			_, err = pub.publish(ctx, n, uint64(res.published)+1)
-			res.published += n
-		}
+	default:
+		res.published, err = publishFlatOut(ctx, pub, cfg.events, cfg.publishers)
 	}
 	if err != nil {
 		return res, err
+	}
+	res.pubPerSec = float64(res.published) / time.Since(start).Seconds()
+	if cfg.backlog > 0 {
+		start = time.Now()
+		cpu0, scpu0 = selfCPU(), s.cpu()
+		for _, id := range ids {
+			if err := enable(ctx, client, s.url, id); err != nil {
+				return res, err
+			}
+		}
 	}
 	deadline := time.Now().Add(cfg.grace)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
@@ -236,4 +284,33 @@ func runWebhook(ctx context.Context, s *server, cfg webhookConfig) (webhookResul
 		res.serverCPUPerDel = time.Duration(scpu) / time.Duration(res.deliveries)
 	}
 	return res, nil
+}
+
+// publishFlatOut publishes n events in batches of 100 from publishers
+// goroutines (at least 1), each posting one request after another, and
+// returns how many were accepted; it stops at the first error.
+func publishFlatOut(ctx context.Context, pub *httpPublisher, n, publishers int) (int, error) {
+	var next, done atomic.Int64 // next: events claimed; done: events accepted
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	for range max(publishers, 1) {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				k := int64(100)
+				from := next.Add(k) - k
+				if from >= int64(n) {
+					return
+				}
+				k = min(k, int64(n)-from)
+				if _, err := pub.publish(ctx, int(k), uint64(from)+1); err != nil {
+					cancel(err)
+					return
+				}
+				done.Add(k)
+			}
+		})
+	}
+	wg.Wait()
+	return int(done.Load()), context.Cause(ctx)
 }
