@@ -361,6 +361,7 @@ func (e *endpoint) recordGapLocked(g store.Gap, now time.Time) {
 		LastError: fmt.Sprintf("events %d-%d (%d) were overwritten in the ring buffer before this endpoint took them; whether they matched is unknown", g.From, g.To, n),
 	}, final: true}
 	e.failed++
+	e.src.countLocked(false)
 	e.addLocked(dl)
 	e.tailLocked(dl, 0)
 	e.src.recordLocked(dl)
@@ -472,9 +473,11 @@ func (e *endpoint) finalLocked(dl *delivery, now time.Time, ok bool) {
 	e.win.finish(now, now.Sub(dl.storedAt))
 	if ok {
 		e.succeeded++
+		e.src.countLocked(true)
 		e.d.metrics.deliveries.WithLabelValues("succeeded").Inc()
 	} else {
 		e.failed++
+		e.src.countLocked(false)
 		e.d.metrics.deliveries.WithLabelValues("failed").Inc()
 		// No loops: a failure delivering an eventgate.delivery.failed
 		// event records no further event.

@@ -119,11 +119,12 @@ type waitingCount struct {
 func (e *endpoint) stats() Stats {
 	now := time.Now()
 	waiting, recent, lag := e.src.backlog(now.Add(-windowSeconds * time.Second))
+	succeeded, failed := e.src.totals()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	lambda, w := e.win.rates(now)
 	return Stats{
-		InFlight: e.inFlight, Retrying: e.retrying, Succeeded: e.succeeded, Failed: e.failed,
+		InFlight: e.inFlight, Retrying: e.retrying, Succeeded: succeeded, Failed: failed,
 		ArrivalRate: lambda + float64(recent)/windowSeconds, MeanTimeInSystem: w,
 		InSystem: e.inSystem + waiting, Waiting: waiting, Lag: lag,
 	}

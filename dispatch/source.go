@@ -67,6 +67,11 @@ type source interface {
 	adopt(ctx context.Context, id string) error
 	// deliveries lists the delivery log, newest first.
 	deliveries(status store.DeliveryStatus, limit int) []store.Delivery
+	// countLocked notes a delivery's final outcome for shared totals.
+	countLocked(ok bool)
+	// totals returns the webhook's deliveries that ended succeeded and
+	// failed: this gateway's since it started, or a shared store's.
+	totals() (succeeded, failed uint64)
 	// recordLocked notes dl's new state for a shared delivery log.
 	recordLocked(dl *delivery)
 	// flush writes what recordLocked noted, outside the lock.

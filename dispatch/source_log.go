@@ -156,5 +156,12 @@ func (s *logSource) deliveries(status store.DeliveryStatus, limit int) []store.D
 }
 
 func (s *logSource) recordLocked(*delivery) {}
-func (s *logSource) flush()                 {}
-func (s *logSource) shared() bool           { return false }
+func (s *logSource) countLocked(bool)       {}
+
+func (s *logSource) totals() (succeeded, failed uint64) {
+	s.e.mu.Lock()
+	defer s.e.mu.Unlock()
+	return s.e.succeeded, s.e.failed
+}
+func (s *logSource) flush()       {}
+func (s *logSource) shared() bool { return false }

@@ -55,6 +55,14 @@ type queueSource struct {
 	ready   []store.Queued
 	lag     uint64
 	records []store.Delivery // states for the shared delivery log, written by flush
+	// counts are final outcomes not yet added to the shared totals
+	// (flush adds them); read is the totals as last read, at readAt;
+	// shown is the most totals answered (they never go back, though a
+	// read may not see an addition yet).
+	counts [2]uint64 // succeeded, failed
+	read   [2]uint64
+	readAt time.Time
+	shown  [2]uint64
 }
 
 // pull is one open pull request.
@@ -309,6 +317,46 @@ func (s *queueSource) leaveLocked(dl *delivery) {
 	dl.rec = store.Record{}
 }
 
+// totalsTTL is how long the shared totals, as last read, stand for the
+// current ones: stats are read by every API call and scrape.
+const totalsTTL = time.Second
+
+func (s *queueSource) countLocked(ok bool) {
+	if ok {
+		s.counts[0]++
+	} else {
+		s.counts[1]++
+	}
+}
+
+// totals returns the shared totals (read at most once per totalsTTL)
+// with this gateway's outcomes not yet added to them. When the store
+// cannot be read it answers with what it read last.
+func (s *queueSource) totals() (succeeded, failed uint64) {
+	e := s.e
+	e.mu.Lock()
+	stale := time.Since(s.readAt) >= totalsTTL
+	e.mu.Unlock()
+	if stale {
+		ctx, cancel := context.WithTimeout(e.ctx, 5*time.Second)
+		ok, fail, err := s.q.Totals(ctx)
+		cancel()
+		e.mu.Lock()
+		if err == nil {
+			s.read, s.readAt = [2]uint64{ok, fail}, time.Now()
+		} else if e.ctx.Err() == nil {
+			e.d.cfg.Logger.Warn("cannot read a webhook's delivery totals", "webhook", e.id, "err", err)
+		}
+		e.mu.Unlock()
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i := range s.shown {
+		s.shown[i] = max(s.shown[i], s.read[i]+s.counts[i])
+	}
+	return s.shown[0], s.shown[1]
+}
+
 // recordLocked notes dl's state for the shared delivery log.
 func (s *queueSource) recordLocked(dl *delivery) {
 	s.records = append(s.records, dl.Delivery)
@@ -317,11 +365,17 @@ func (s *queueSource) recordLocked(dl *delivery) {
 // flush appends the noted states to the shared delivery log.
 func (s *queueSource) flush() {
 	s.e.mu.Lock()
-	recs := s.records
-	s.records = nil
+	recs, counts := s.records, s.counts
+	s.records, s.counts = nil, [2]uint64{}
+	if counts != [2]uint64{} {
+		s.readAt = time.Time{} // read them again: they have moved
+	}
 	s.e.mu.Unlock()
 	for _, d := range recs {
 		s.q.Record(d)
+	}
+	if counts != [2]uint64{} {
+		s.q.Count(counts[0], counts[1])
 	}
 }
 

@@ -60,6 +60,12 @@ type DeliveryQueue interface {
 	// Deliveries returns up to limit deliveries from the shared log,
 	// newest first, only those in status unless it is "".
 	Deliveries(ctx context.Context, status DeliveryStatus, limit int) ([]Delivery, error)
+	// Count adds to the webhook's shared totals of deliveries that ended
+	// succeeded and failed, without waiting (best effort, as Record).
+	Count(succeeded, failed uint64)
+	// Totals returns the webhook's shared totals: the same on every
+	// gateway, kept across restarts.
+	Totals(ctx context.Context) (succeeded, failed uint64, err error)
 	// Delivery returns the latest recorded state of delivery id, or
 	// ErrNotFound.
 	Delivery(ctx context.Context, id string) (Delivery, error)

@@ -103,6 +103,8 @@ type Log struct {
 	closed bool
 	// deliveriesOK: the delivery log's stream exists (ensureDeliveries).
 	deliveriesOK bool
+	// countersOK: the delivery totals' stream exists (ensureCounters).
+	countersOK bool
 
 	stopped atomic.Bool
 	iter    jetstream.MessagesContext

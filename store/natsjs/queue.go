@@ -35,6 +35,9 @@ func (l *Log) OpenQueue(ctx context.Context, w store.Webhook, cfg store.QueueCon
 	if err := l.ensureDeliveries(ctx); err != nil {
 		return nil, err
 	}
+	if err := l.ensureCounters(ctx); err != nil {
+		return nil, err
+	}
 	q := &queue{l: l, id: w.ID, recSubj: l.cfg.Prefix + ".deliveries." + w.ID}
 	want := jetstream.ConsumerConfig{
 		Durable:        w.ID,
@@ -85,7 +88,7 @@ func (l *Log) DeleteQueue(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("natsjs: delete delivery log of webhook %s: %w", id, err)
 	}
-	return nil
+	return l.purgeCounters(ctx, id)
 }
 
 func (l *Log) deliveriesStream() string { return l.cfg.Stream + "_DELIVERIES" }
