@@ -129,8 +129,10 @@ func (c *committer) enqueue(ctx context.Context, r *appendReq) error {
 }
 
 // take removes the next round from the queue: requests in queue order
-// while they fit in groupsPerRound atomic batches of maxBatch events and
-// roundBytes (at least one). It waits for work; nil means closed.
+// while they fit in groupsPerRound atomic batches of maxBatch events, in
+// groupsPerRound*maxBatch events in all (single events included, so that
+// a round's acknowledgements fit the writer's subscription) and in
+// roundBytes (at least one request). It waits for work; nil means closed.
 func (c *committer) take(maxBatch int, stop <-chan struct{}) []*appendReq {
 	for {
 		c.mu.Lock()
@@ -140,7 +142,7 @@ func (c *committer) take(maxBatch int, stop <-chan struct{}) []*appendReq {
 		}
 		if len(c.queue) > 0 {
 			var (
-				n, bytes, groups, fill int
+				n, events, bytes, groups, fill int
 			)
 			for n < len(c.queue) {
 				r := c.queue[n]
@@ -152,10 +154,11 @@ func (c *committer) take(maxBatch int, stop <-chan struct{}) []*appendReq {
 					}
 					f += k
 				}
-				if n > 0 && (g > groupsPerRound || bytes+r.bytes > roundBytes) {
+				if n > 0 && (g > groupsPerRound || events+k > groupsPerRound*maxBatch || bytes+r.bytes > roundBytes) {
 					break
 				}
 				groups, fill = g, f
+				events += k
 				bytes += r.bytes
 				c.events -= k
 				n++
