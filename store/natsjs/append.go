@@ -2,21 +2,21 @@ package natsjs
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
+	"time"
 
 	"github.com/eventgate/eventgate/store"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nuid"
 )
 
 // JetStream error codes Append tells apart.
 const (
-	errCodeBatchDuplicate = 10201 // atomic publish batch contains duplicate message id
-	errCodeStreamMismatch = 10060 // expected stream does not match
-	errCodeMaxMsgSize     = 10054 // message size exceeds maximum allowed
+	errCodeBatchDuplicate  = 10201 // atomic publish batch contains duplicate message id
+	errCodeStreamMismatch  = 10060 // expected stream does not match
+	errCodeMaxMsgSize      = 10054 // message size exceeds maximum allowed
+	errCodeBatchIncomplete = 10176 // atomic publish batch is incomplete
+	errCodeBatchTooMany    = 10210 // atomic publish too many inflight
 )
 
 // Headers of JetStream's publish protocol.
@@ -72,15 +72,30 @@ type pending struct {
 
 // Append implements store.Log.
 //
-// One distinct event is one publish with Nats-Msg-Id: the server answers
-// with its seq, or with the original's seq when the id repeats within the
-// duplicate window. Several distinct events are one JetStream atomic
-// batch: all are stored with consecutive seqs, or none. The server rejects
-// a whole atomic batch that repeats an id it remembers without saying
-// which; Append then probes each event (see probeDuplicate), takes the
-// original seqs of the repeats, and publishes the rest as a new atomic
-// batch, so the new events of a batch stay all-or-nothing. Repeats of an
-// event within the batch itself are resolved here, to the first.
+// Append encodes the events and queues them for the Log's writers, which
+// send the events of concurrent Appends together (see commit.go): the
+// events of one Append are one JetStream atomic batch or part of one, so
+// they are stored with consecutive seqs or not at all; a single event is a
+// publish with Nats-Msg-Id, answered with its seq, or with the original's
+// seq when the id repeats within the duplicate window. Append returns once
+// the server has confirmed every event.
+//
+// When JetStream rejects the batch the Append was part of (nothing is
+// stored then), Append tries again: after an ordinary limit (too many
+// atomic batches open on the stream, an incomplete batch) it queues again
+// after a short pause; after any other rejection (an id the server
+// remembers, an event over max_payload in one of the Appends sharing the
+// batch) it publishes its events alone, as follows. The server rejects a
+// whole atomic batch that repeats an id it remembers without saying which;
+// Append then probes each event (see probeDuplicate), takes the original
+// seqs of the repeats, and publishes the rest as a new atomic batch, so
+// the new events of a batch stay all-or-nothing. Repeats of an event
+// within the batch itself are resolved here, to the first.
+//
+// Append waits while the writers' queue is full (Config.MaxPending,
+// MaxPendingBytes) and gives up when ctx ends, or after Config.Timeout
+// when ctx has no deadline (ErrUnavailable then: the events may have been
+// stored, and a retry with the same ids finds them).
 func (l *Log) Append(ctx context.Context, batch []store.Event, out []store.Appended) ([]store.Appended, error) {
 	if l.stopped.Load() {
 		return out, store.ErrClosed
@@ -91,6 +106,7 @@ func (l *Log) Append(ctx context.Context, batch []store.Event, out []store.Appen
 	ps := make([]pending, len(batch))
 	first := make(map[string]int, len(batch))
 	var uniq []int
+	bytes := 0
 	for i := range batch {
 		e := &batch[i]
 		b, err := e.Unsequenced()
@@ -111,11 +127,12 @@ func (l *Log) Append(ctx context.Context, batch []store.Event, out []store.Appen
 		if _, ok := first[ps[i].id]; !ok {
 			first[ps[i].id] = i
 			uniq = append(uniq, i)
+			bytes += len(b) + len(ps[i].subj) + maxHeaders/4
 		}
 	}
 	tctx, cancel := l.withTimeout(ctx)
 	defer cancel()
-	if err := l.publish(tctx, ps, uniq); err != nil {
+	if err := l.store(tctx, ps, uniq, bytes); err != nil {
 		return out, l.appendError(ctx, err)
 	}
 	var top uint64
@@ -131,6 +148,81 @@ func (l *Log) Append(ctx context.Context, batch []store.Event, out []store.Appen
 	}
 	l.advance(top)
 	return out, nil
+}
+
+// store has the writers store ps[uniq] and retries as Append describes.
+func (l *Log) store(ctx context.Context, ps []pending, uniq []int, bytes int) error {
+	for try := 0; ; try++ {
+		r := &appendReq{ps: ps, uniq: uniq, bytes: bytes, done: make(chan struct{}), sent: make(chan struct{})}
+		if err := l.commit.enqueue(ctx, r); err != nil {
+			return err
+		}
+		select {
+		case <-r.done:
+		case <-ctx.Done():
+			if !r.state.CompareAndSwap(reqQueued, reqAbandoned) {
+				// A writer took it: wait until it no longer reads the
+				// payloads, which belong to the caller's events.
+				<-r.sent
+			}
+			return ctx.Err()
+		}
+		var ae *apiError
+		switch {
+		case r.err == nil:
+			return nil
+		case !errors.As(r.err, &ae):
+			return r.err // the outcome is unknown: appendError decides
+		case isLimit(r.err):
+			if err := pause(ctx, backoff(try)); err != nil {
+				return err
+			}
+		default:
+			return l.solo(ctx, ps, uniq)
+		}
+	}
+}
+
+// solo publishes ps[uniq] alone (not coalesced with other Appends), at
+// most soloSlots at a time, trying again after an ordinary limit until
+// ctx ends.
+func (l *Log) solo(ctx context.Context, ps []pending, uniq []int) error {
+	select {
+	case l.soloSem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-l.soloSem }()
+	for try := 0; ; try++ {
+		err := l.publish(ctx, ps, uniq)
+		if !isLimit(err) {
+			return err
+		}
+		if err := pause(ctx, backoff(try)); err != nil {
+			return err
+		}
+	}
+}
+
+// isLimit reports whether JetStream rejected an atomic batch for an
+// ordinary limit that passes: too many batches open on the stream or the
+// server (429), or a batch the server dropped before its commit (which is
+// how a batch refused at its first message, sent without a reply, shows).
+func isLimit(err error) bool {
+	var ae *apiError
+	return errors.As(err, &ae) && (ae.Code == 429 || ae.ErrCode == errCodeBatchTooMany || ae.ErrCode == errCodeBatchIncomplete)
+}
+
+// pause waits d or until ctx ends.
+func pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // appendError classifies a failed publish for the caller: ctx's error when
@@ -156,140 +248,4 @@ func (l *Log) appendError(ctx context.Context, err error) error {
 	default:
 		return err
 	}
-}
-
-// publish stores the events ps[idx] (distinct ids), filling seq and dup.
-func (l *Log) publish(ctx context.Context, ps []pending, idx []int) error {
-	if len(idx) == 1 {
-		return l.publishOne(ctx, &ps[idx[0]])
-	}
-	err := l.publishBatch(ctx, ps, idx)
-	// A remembered id in the batch: resolve the repeats one by one and
-	// publish the rest atomically. Another gateway may store one of them
-	// meanwhile, so try a few times.
-	for try := 0; try < 3 && isCode(err, errCodeBatchDuplicate); try++ {
-		var fresh []int
-		for _, i := range idx {
-			dup, err := l.probeDuplicate(ctx, &ps[i])
-			if err != nil {
-				return err
-			}
-			if !dup {
-				fresh = append(fresh, i)
-				continue
-			}
-			// The id is remembered: a plain publish returns the
-			// original's seq and stores nothing. (Should the window end
-			// in between, it stores the event, alone: then it is no
-			// longer a repeat, as the window defines it.)
-			if err := l.publishOne(ctx, &ps[i]); err != nil {
-				return err
-			}
-		}
-		switch len(fresh) {
-		case 0:
-			return nil
-		case 1:
-			return l.publishOne(ctx, &ps[fresh[0]])
-		}
-		idx = fresh
-		err = l.publishBatch(ctx, ps, idx)
-	}
-	if err != nil {
-		return fmt.Errorf("natsjs: append: %w", err)
-	}
-	return nil
-}
-
-// publishOne publishes p alone with its Nats-Msg-Id.
-func (l *Log) publishOne(ctx context.Context, p *pending) error {
-	m := &nats.Msg{Subject: p.subj, Data: p.payload, Header: nats.Header{hdrMsgID: {p.id}}}
-	ack, err := l.request(ctx, m)
-	if err != nil {
-		return err
-	}
-	p.seq, p.dup = ack.Seq, ack.Duplicate
-	return nil
-}
-
-// publishBatch publishes ps[idx] as one atomic batch: every message but
-// the last without a reply subject (the server stages them), the last with
-// the commit header, whose answer carries the batch's last seq.
-func (l *Log) publishBatch(ctx context.Context, ps []pending, idx []int) error {
-	bid := nuid.Next()
-	for n, i := range idx {
-		p := &ps[i]
-		m := &nats.Msg{Subject: p.subj, Data: p.payload, Header: nats.Header{
-			hdrMsgID:    {p.id},
-			hdrBatchID:  {bid},
-			hdrBatchSeq: {strconv.Itoa(n + 1)},
-		}}
-		if n < len(idx)-1 {
-			if err := l.nc.PublishMsg(m); err != nil {
-				return err
-			}
-			continue
-		}
-		m.Header[hdrBatchCommit] = []string{"1"}
-		ack, err := l.request(ctx, m)
-		if err != nil {
-			return err
-		}
-		if ack.Count != uint64(len(idx)) || ack.Seq < ack.Count {
-			return fmt.Errorf("natsjs: batch of %d acknowledged as %d ending at %d", len(idx), ack.Count, ack.Seq)
-		}
-		for k, j := range idx {
-			ps[j].seq = ack.Seq - ack.Count + 1 + uint64(k)
-		}
-	}
-	return nil
-}
-
-// probeDuplicate asks whether the server remembers p's id, storing nothing:
-// it sends p and then a message bound to fail (it expects another stream)
-// as one atomic batch. The server checks the batch in order, so it fails
-// on p's id if remembered (duplicate), else on the second message.
-func (l *Log) probeDuplicate(ctx context.Context, p *pending) (bool, error) {
-	bid := nuid.Next()
-	if err := l.nc.PublishMsg(&nats.Msg{Subject: p.subj, Data: p.payload, Header: nats.Header{
-		hdrMsgID: {p.id}, hdrBatchID: {bid}, hdrBatchSeq: {"1"},
-	}}); err != nil {
-		return false, err
-	}
-	_, err := l.request(ctx, &nats.Msg{Subject: p.subj, Header: nats.Header{
-		hdrBatchID: {bid}, hdrBatchSeq: {"2"}, hdrBatchCommit: {"1"},
-		hdrExpectedStream: {l.cfg.Stream + ".probe"},
-	}})
-	switch {
-	case isCode(err, errCodeBatchDuplicate):
-		return true, nil
-	case isCode(err, errCodeStreamMismatch):
-		return false, nil
-	case err == nil:
-		return false, errors.New("natsjs: duplicate probe was stored")
-	default:
-		return false, err
-	}
-}
-
-// request sends m and decodes JetStream's answer.
-func (l *Log) request(ctx context.Context, m *nats.Msg) (*pubAck, error) {
-	resp, err := l.nc.RequestMsgWithContext(ctx, m)
-	if err != nil {
-		if errors.Is(err, nats.ErrNoResponders) {
-			return nil, fmt.Errorf("natsjs: no stream answers on %s: %w", m.Subject, err)
-		}
-		return nil, err
-	}
-	var ack pubAck
-	if err := json.Unmarshal(resp.Data, &ack); err != nil {
-		return nil, fmt.Errorf("natsjs: publish answer %q: %w", resp.Data, err)
-	}
-	if ack.Error != nil {
-		return nil, &apiError{Code: ack.Error.Code, ErrCode: ack.Error.ErrCode, Description: ack.Error.Description}
-	}
-	if ack.Stream != l.cfg.Stream {
-		return nil, fmt.Errorf("natsjs: %s is stored by stream %q, not %q", m.Subject, ack.Stream, l.cfg.Stream)
-	}
-	return &ack, nil
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/eventgate/eventgate/store"
@@ -21,25 +23,63 @@ func BenchmarkAppendNATS(b *testing.B) {
 	for _, storage := range []string{"memory", "file"} {
 		for _, size := range []int{1, 100} {
 			b.Run(fmt.Sprintf("storage=%s/batch=%d", storage, size), func(b *testing.B) {
-				nc := connect(b, startServer(b, b.TempDir()))
-				l := mustOpen(b, natsjs.Config{Conn: nc, Stream: "BENCH", Prefix: "bench", Memory: storage == "memory", MaxMsgs: 1 << 16})
-				ctx := context.Background()
-				batch := make([]store.Event, size)
-				out := make([]store.Appended, 0, size)
-				data := json.RawMessage(`{"n":1}`)
-				b.ReportAllocs()
-				b.ResetTimer()
-				for i := 0; i < b.N; i++ {
-					for j := range batch {
-						batch[j] = storetest.Ev("order.created", "evt_"+strconv.Itoa(i*size+j))
-						batch[j].Data = data
-					}
-					if _, err := l.Append(ctx, batch, out[:0]); err != nil {
-						b.Fatal(err)
-					}
-				}
-				b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "events/s")
+				benchAppend(b, storage == "memory", 1, size)
 			})
 		}
 	}
+}
+
+// BenchmarkAppendConcurrent measures Append throughput on an embedded
+// server with file storage in a temp dir, with callers concurrent
+// Appends (as concurrent HTTP requests make them): b.N Appends in all,
+// each of batch events. events/s is the figure to compare.
+func BenchmarkAppendConcurrent(b *testing.B) {
+	for _, size := range []int{1, 100} {
+		for _, callers := range []int{1, 64} {
+			b.Run(fmt.Sprintf("batch=%d/callers=%d", size, callers), func(b *testing.B) {
+				benchAppend(b, false, callers, size)
+			})
+		}
+	}
+}
+
+// benchAppend runs b.N Appends of size new events each from callers
+// goroutines on a new server and stream.
+func benchAppend(b *testing.B, memory bool, callers, size int) {
+	nc := connect(b, startServer(b, b.TempDir()))
+	l := mustOpen(b, natsjs.Config{Conn: nc, Stream: "BENCH", Prefix: "bench", Memory: memory, MaxMsgs: 1 << 20})
+	ctx := context.Background()
+	data := json.RawMessage(`{"n":1}`)
+	var next atomic.Int64
+	var failed atomic.Pointer[error]
+	b.ReportAllocs()
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			batch := make([]store.Event, size)
+			out := make([]store.Appended, 0, size)
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= b.N {
+					return
+				}
+				for j := range batch {
+					batch[j] = storetest.Ev("order.created", "evt_"+strconv.Itoa(i*size+j))
+					batch[j].Data = data
+				}
+				if _, err := l.Append(ctx, batch, out[:0]); err != nil {
+					failed.CompareAndSwap(nil, &err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := failed.Load(); err != nil {
+		b.Fatal(*err)
+	}
+	b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "events/s")
 }

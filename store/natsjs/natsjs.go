@@ -40,6 +40,9 @@ const (
 	DefaultPrefix          = "eventgate"
 	DefaultDuplicateWindow = 2 * time.Minute
 	DefaultTimeout         = 5 * time.Second
+	// DefaultMaxMsgs is the log's capacity in events when Config.MaxMsgs
+	// is 0: a durable log on disk holds ten times the ring's default.
+	DefaultMaxMsgs = 1_000_000
 	// DefaultMaxBatch is nats-server's default limit on an atomic batch
 	// (jetstream { limits { max_batch_size } } raises it).
 	DefaultMaxBatch = 1000
@@ -66,7 +69,7 @@ type Config struct {
 	// file storage.
 	Memory bool
 	// MaxMsgs is the log's capacity: the oldest events are dropped past
-	// it. Default store.DefaultCapacity.
+	// it. Default DefaultMaxMsgs.
 	MaxMsgs int64
 	// MaxAge drops events older than it (--retention); 0 keeps them until
 	// MaxMsgs pushes them out.
@@ -77,6 +80,12 @@ type Config struct {
 	// MaxBatch is the largest batch Append takes (ErrBatchTooLarge past
 	// it); default DefaultMaxBatch. It must not exceed the server's.
 	MaxBatch int
+	// MaxPending and MaxPendingBytes bound the events (and their bytes)
+	// that Appends have queued for the writers (see Append): past either,
+	// Append waits for room; defaults DefaultMaxPending and
+	// DefaultMaxPendingBytes.
+	MaxPending      int
+	MaxPendingBytes int
 	// Timeout bounds each JetStream call whose ctx has no deadline;
 	// default DefaultTimeout.
 	Timeout time.Duration
@@ -84,8 +93,9 @@ type Config struct {
 }
 
 // Log is a store.Log on a JetStream stream. It is safe for concurrent use.
-// Open starts its one goroutine, a watcher that follows the stream so that
-// Bounds and Wait see appends made through other gateways; Close stops it.
+// Open starts its goroutines: a watcher that follows the stream so that
+// Bounds and Wait see appends made through other gateways, and the writers
+// that send Appends to the stream (see Append); Close stops them.
 type Log struct {
 	cfg     Config
 	nc      *nats.Conn
@@ -105,6 +115,14 @@ type Log struct {
 	deliveriesOK bool
 	// countersOK: the delivery totals' stream exists (ensureCounters).
 	countersOK bool
+
+	limits Limits
+
+	// The group commit (commit.go).
+	commit      *committer
+	stopWriters context.CancelFunc
+	writersDone sync.WaitGroup
+	soloSem     chan struct{} // soloSlots: Appends published alone
 
 	stopped atomic.Bool
 	iter    jetstream.MessagesContext
@@ -133,6 +151,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		getSubj: "$JS.API.DIRECT.GET." + cfg.Stream,
 		log:     cfg.Logger,
 		done:    make(chan struct{}),
+		soloSem: make(chan struct{}, soloSlots),
 	}
 	if l.nc == nil {
 		nc, err := nats.Connect(cfg.URL, cfg.Options...)
@@ -170,7 +189,7 @@ func withDefaults(cfg Config) Config {
 		cfg.Replicas = 1
 	}
 	if cfg.MaxMsgs <= 0 {
-		cfg.MaxMsgs = store.DefaultCapacity
+		cfg.MaxMsgs = DefaultMaxMsgs
 	}
 	if cfg.DuplicateWindow <= 0 {
 		cfg.DuplicateWindow = DefaultDuplicateWindow
@@ -180,6 +199,12 @@ func withDefaults(cfg Config) Config {
 	}
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = DefaultMaxBatch
+	}
+	if cfg.MaxPending <= 0 {
+		cfg.MaxPending = DefaultMaxPending
+	}
+	if cfg.MaxPendingBytes <= 0 {
+		cfg.MaxPendingBytes = DefaultMaxPendingBytes
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
@@ -218,6 +243,7 @@ func (l *Log) open(ctx context.Context) error {
 		return fmt.Errorf("natsjs: stream %s: %w", l.cfg.Stream, err)
 	}
 	info := s.CachedInfo()
+	l.limits = limitsOf(l.cfg, info.Config)
 	// The epoch names this stream's lifetime: the same on every gateway
 	// and across restarts, new when the stream is deleted and made anew.
 	l.epoch = l.cfg.Stream + "-" + strconv.FormatInt(info.Created.UnixNano(), 36)
@@ -241,6 +267,10 @@ func (l *Log) open(ctx context.Context) error {
 	it, err := c.Messages(jetstream.PullMaxMessages(256), jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(watchHeartbeat))
 	if err != nil {
 		return fmt.Errorf("natsjs: watcher: %w", err)
+	}
+	if err := l.startWriters(); err != nil {
+		it.Stop()
+		return err
 	}
 	l.iter = it
 	wctx, stop := context.WithCancel(context.Background())
@@ -373,13 +403,17 @@ func (l *Log) Ready() error {
 	return nil
 }
 
-// Close implements store.Log: it stops the watcher and waits for it, wakes
-// waiters, and closes the connection if Open made it. Later appends fail
-// with ErrClosed; reads work while the connection stays open. Idempotent.
+// Close implements store.Log: it stops the writers and the watcher and
+// waits for them, wakes waiters, and closes the connection if Open made
+// it. Appends queued or in flight end with ErrClosed (events in flight may
+// have been stored: a retry with the same ids finds them); later appends
+// fail with ErrClosed; reads work while the connection stays open.
+// Idempotent.
 func (l *Log) Close() error {
 	if !l.stopped.CompareAndSwap(false, true) {
 		return nil
 	}
+	l.closeWriters()
 	l.stop()
 	l.iter.Stop()
 	<-l.done

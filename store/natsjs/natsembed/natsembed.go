@@ -32,12 +32,22 @@ type Config struct {
 	// MaxBatch raises the server's limit on one atomic batch (nats-server's
 	// default, 1000, when 0); natsjs.Config.MaxBatch must not exceed it.
 	MaxBatch int
+	// MaxBatchInflight is how many atomic batches may be open at once on
+	// one stream (nats-server's max_batch_inflight_per_stream, 50 when 0).
+	// The default suits natsjs: one gateway keeps at most 12 open (its
+	// writers' rounds and the Appends it publishes alone), and an atomic
+	// batch on file storage is staged in its own files on disk, so more
+	// open at once would cost memory and file handles without storing
+	// faster; natsjs waits and tries again when a batch is refused for it.
+	// Tests lower it to drive that path.
+	MaxBatchInflight int
 	// Cluster, when set, makes the server a member of a NATS cluster.
 	Cluster *Cluster
 	// ReadyTimeout bounds the wait for the server to accept connections;
 	// default 10s.
 	ReadyTimeout time.Duration
-	// Logger receives the server's notices, warnings and errors; nil
+	// Logger receives the server's warnings and errors, and its notices
+	// (the banner, the startup lines, cluster chatter) at debug level; nil
 	// silences the server.
 	Logger *slog.Logger
 }
@@ -78,6 +88,7 @@ func Start(cfg Config) (*Server, error) {
 		NoLog:      cfg.Logger == nil,
 	}
 	opts.JetStreamLimits.MaxBatchSize = cfg.MaxBatch
+	opts.JetStreamLimits.MaxBatchInflightPerStream = cfg.MaxBatchInflight
 	if c := cfg.Cluster; c != nil {
 		if c.Name == "" {
 			c.Name = "eventgate"
@@ -150,10 +161,12 @@ func (s *Server) Shutdown() {
 	s.ns.WaitForShutdown()
 }
 
-// logger adapts slog to nats-server's Logger.
+// logger adapts slog to nats-server's Logger. The server's notices are
+// its banner, startup lines and routine cluster news: debug level, so that
+// the gateway's own first info line says where it listens.
 type logger struct{ l *slog.Logger }
 
-func (g logger) Noticef(format string, v ...any) { g.l.Info(fmt.Sprintf(format, v...)) }
+func (g logger) Noticef(format string, v ...any) { g.l.Debug(fmt.Sprintf(format, v...)) }
 func (g logger) Warnf(format string, v ...any)   { g.l.Warn(fmt.Sprintf(format, v...)) }
 func (g logger) Errorf(format string, v ...any)  { g.l.Error(fmt.Sprintf(format, v...)) }
 func (g logger) Fatalf(format string, v ...any)  { g.l.Error(fmt.Sprintf(format, v...)) }
