@@ -424,3 +424,27 @@ func TestRunServesPprofOnDebugAddr(t *testing.T) {
 		t.Fatal("pprof still served after run returned")
 	}
 }
+
+// TestRunEmbeddedNATSFirstLineSaysWhereAndWhichStore: on embedded NATS the
+// server's banner stays at debug level; the first info line is the
+// gateway's own, naming its address, its store and that store's limits.
+func TestRunEmbeddedNATSFirstLineSaysWhereAndWhichStore(t *testing.T) {
+	_, out, stop := startRun(t, "--store", "nats", "--nats-embedded", "--data-dir", t.TempDir(), "--buffer-size", "5000")
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	first, _, _ := strings.Cut(out.String(), "\n")
+	var rec struct {
+		Level, Msg, Addr, Store string
+		Limits                  struct {
+			Storage string `json:"storage"`
+			MaxMsgs int64  `json:"max_msgs"`
+		} `json:"store_limits"`
+	}
+	if err := json.Unmarshal([]byte(first), &rec); err != nil {
+		t.Fatalf("first line %q: %v", first, err)
+	}
+	if rec.Msg != "eventgate listening" || rec.Addr == "" || rec.Store != "nats" || rec.Limits.Storage != "file" || rec.Limits.MaxMsgs != 5000 {
+		t.Errorf("first line = %s", first)
+	}
+}

@@ -127,7 +127,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	url := "http://" + ln.Addr().String()
 	logger.Info("eventgate listening", "addr", ln.Addr().String(), "dashboard", url+"/", "api", url+"/v1",
-		"store", cfg.Store, "buffer_size", cfg.BufferSize, "auth", len(cfg.APIKeys) > 0, "epoch", ring.Bounds().Epoch)
+		"store", cfg.Store, "store_limits", ring.limits, "auth", len(cfg.APIKeys) > 0, "epoch", ring.Bounds().Epoch)
 
 	select {
 	case err := <-serveErr:

@@ -21,6 +21,7 @@ type openedLog struct {
 	// it.)
 	webhooks store.Webhooks
 	capacity func() int
+	limits   slog.Value   // the store's real limits, for the listening line
 	ready    func() error // nil error: ready to take traffic
 	close    func()       // closes the log, then whatever it runs on
 }
@@ -30,7 +31,8 @@ type openedLog struct {
 func openLog(ctx context.Context, cfg config, logger *slog.Logger) (*openedLog, error) {
 	if cfg.Store != "nats" {
 		ring := store.NewRing(cfg.BufferSize)
-		return &openedLog{Log: ring, capacity: ring.Capacity, ready: func() error { return nil }, close: func() { _ = ring.Close() }}, nil
+		return &openedLog{Log: ring, capacity: ring.Capacity, limits: slog.GroupValue(slog.Int("capacity", ring.Capacity())),
+			ready: func() error { return nil }, close: func() { _ = ring.Close() }}, nil
 	}
 	ncfg := natsjs.Config{
 		URL:      cfg.NATSURL,
@@ -77,5 +79,7 @@ func openLog(ctx context.Context, cfg config, logger *slog.Logger) (*openedLog, 
 		closeAll()
 		return nil, fmt.Errorf("open the JetStream webhook registry: %w", err)
 	}
-	return &openedLog{Log: l, webhooks: hooks, capacity: func() int { return cfg.BufferSize }, ready: l.Ready, close: closeAll}, nil
+	limits := l.Limits()
+	return &openedLog{Log: l, webhooks: hooks, capacity: func() int { return int(limits.MaxMsgs) }, limits: limits.LogValue(),
+		ready: l.Ready, close: closeAll}, nil
 }

@@ -137,7 +137,6 @@ const (
 	watchWait      = 5 * watchHeartbeat
 )
 
-var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // Open connects (unless cfg.Conn is set), creates the stream or updates
 // its limits to cfg, and starts following it. The returned Log is running;
@@ -378,12 +377,12 @@ func (l *Log) Bounds() store.Bounds {
 // Wait implements store.Log.
 func (l *Log) Wait(after uint64) <-chan struct{} {
 	if l.newest.Load() > after {
-		return closedChan
+		return store.Ready
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed || l.newest.Load() > after {
-		return closedChan
+		return store.Ready
 	}
 	if l.wake == nil {
 		l.wake = make(chan struct{})
