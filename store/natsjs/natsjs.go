@@ -137,7 +137,6 @@ const (
 	watchWait      = 5 * watchHeartbeat
 )
 
-
 // Open connects (unless cfg.Conn is set), creates the stream or updates
 // its limits to cfg, and starts following it. The returned Log is running;
 // Close stops it. ctx bounds Open only.
