@@ -101,15 +101,38 @@ type Dispatcher struct {
 	wg     sync.WaitGroup
 	done   chan struct{} // closed when Run returns
 
-	draining atomic.Bool
-	target   atomic.Uint64 // newest seq when Shutdown began
+	// drain is 0 until Shutdown begins draining, then 1 + the newest seq
+	// at that moment: what each endpoint still takes (read on every step,
+	// hence atomic; see drainTarget).
+	drain atomic.Uint64
 
 	mu        sync.Mutex
 	endpoints map[string]*endpoint
-	running   bool // Run has started
-	stopped   bool // base is (being) cancelled: start no goroutine
-	shutdown  bool // Shutdown has begun
+	phase     phase
 }
+
+// phase is where a Dispatcher is in its life; it only moves forward.
+type phase uint8
+
+const (
+	phaseNew      phase = iota // made: Run not called
+	phaseRunning               // Run has started its goroutines
+	phaseShutdown              // Shutdown has begun: draining
+	phaseStopped               // base is (being) cancelled: start no goroutine
+)
+
+// drainTarget reports whether the dispatcher is draining, and to which
+// seq.
+func (d *Dispatcher) drainTarget() (target uint64, draining bool) {
+	v := d.drain.Load()
+	if v == 0 {
+		return 0, false
+	}
+	return v - 1, true
+}
+
+// draining reports whether Shutdown has begun draining.
+func (d *Dispatcher) draining() bool { return d.drain.Load() != 0 }
 
 // New returns a Dispatcher reading pub's log; pub also publishes
 // the gateway's operational events. It starts nothing. It registers its
@@ -210,11 +233,11 @@ func newTransport(cfg Config) *http.Transport {
 // every goroutine it started has exited. Run may be called once.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	d.mu.Lock()
-	if d.running || d.stopped {
+	if d.phase != phaseNew {
 		d.mu.Unlock()
 		return errors.New("dispatcher: Run called twice or after Shutdown")
 	}
-	d.running = true
+	d.phase = phaseRunning
 	d.mu.Unlock()
 	defer close(d.done)
 
@@ -242,7 +265,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	for _, ep := range d.endpoints {
 		d.startLocked(ep)
 	}
-	if !d.stopped {
+	if d.phase != phaseStopped {
 		d.wg.Go(func() { d.retries.run(d.base) })
 		if wt, ok := d.hooks.(store.WebhookWatcher); ok {
 			d.wg.Go(func() { d.watch(wt) })
@@ -268,13 +291,13 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 // stop cancels the lifecycle context; no goroutine starts after it.
 func (d *Dispatcher) stop() {
 	d.mu.Lock()
-	d.stopped = true
+	d.phase = phaseStopped
 	d.mu.Unlock()
 	d.cancel()
 }
 
 func (d *Dispatcher) startLocked(ep *endpoint) {
-	if d.running && !d.stopped && !ep.started {
+	if (d.phase == phaseRunning || d.phase == phaseShutdown) && !ep.started {
 		ep.started = true
 		d.wg.Go(ep.run)
 	}
@@ -290,23 +313,22 @@ func (d *Dispatcher) startLocked(ep *endpoint) {
 // newest seq is final.
 func (d *Dispatcher) Shutdown(ctx context.Context) error {
 	d.mu.Lock()
-	if d.shutdown {
+	switch d.phase {
+	case phaseShutdown: // a second call: the first drains
 		d.mu.Unlock()
 		return nil
-	}
-	d.shutdown = true
-	running := d.running && !d.stopped
-	eps := d.endpointsLocked()
-	d.mu.Unlock()
-	if !running {
+	case phaseNew, phaseStopped: // nothing to drain
+		d.mu.Unlock()
 		d.stop()
 		return nil
 	}
+	d.phase = phaseShutdown
+	eps := d.endpointsLocked()
+	d.mu.Unlock()
 
 	deadline, _ := ctx.Deadline()
-	d.target.Store(d.log.Bounds().Newest)
 	d.retries.drain(deadline)
-	d.draining.Store(true)
+	d.drain.Store(1 + d.log.Bounds().Newest)
 	for _, ep := range eps {
 		ep.poke()
 	}
@@ -343,7 +365,8 @@ wait:
 func (d *Dispatcher) logUndelivered(eps []*endpoint) {
 	total := 0
 	for _, ep := range eps {
-		notTaken, inFlight, retrying := ep.undelivered(d.target.Load())
+		target, _ := d.drainTarget()
+		notTaken, inFlight, retrying := ep.undelivered(target)
 		if n := notTaken + inFlight + retrying; n > 0 {
 			total += n
 			d.cfg.Logger.Warn("undelivered at shutdown", "webhook", ep.id,
@@ -371,61 +394,6 @@ func (d *Dispatcher) endpointList() []*endpoint {
 	return d.endpointsLocked()
 }
 
-// local returns webhook id's endpoint on this gateway, or an error
-// wrapping store.ErrNotFound.
-func (d *Dispatcher) local(id string) (*endpoint, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	ep, ok := d.endpoints[id]
-	if !ok {
-		return nil, fmt.Errorf("webhook %s: %w", id, store.ErrNotFound)
-	}
-	return ep, nil
-}
-
-// endpoint returns webhook id's endpoint. A webhook this gateway does not
-// know yet, but the registry has (created through another gateway
-// sharing it, before this one's watch caught up), is loaded at once: any
-// operation succeeds as soon as the create that returned the id has
-// answered. Errors: store.ErrNotFound (wrapped), or the registry's.
-func (d *Dispatcher) endpoint(ctx context.Context, id string) (*endpoint, error) {
-	ep, err := d.local(id)
-	if err == nil {
-		return ep, nil
-	}
-	if _, shared := d.hooks.(store.WebhookWatcher); !shared {
-		return nil, err
-	}
-	w, err := d.hooks.Get(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	return d.install(ctx, w)
-}
-
-// install makes and starts the endpoint of w, a webhook new to this
-// gateway, and returns it; or returns the one installed meanwhile.
-func (d *Dispatcher) install(ctx context.Context, w store.Webhook) (*endpoint, error) {
-	ep, err := d.loadEndpoint(ctx, w, d.log.Bounds().Newest)
-	if err != nil {
-		return nil, err
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if had, ok := d.endpoints[w.ID]; ok {
-		ep.cancel()
-		return had, nil
-	}
-	if d.stopped {
-		ep.cancel()
-		return nil, ErrStopped
-	}
-	d.endpoints[w.ID] = ep
-	d.startLocked(ep)
-	d.cfg.Logger.Info("webhook loaded from the registry", "webhook", w.ID)
-	return ep, nil
-}
-
 // msgID is the webhook-id of the event stored under seq: the same for
 // every attempt and every endpoint, and unique across log lifetimes.
 func (d *Dispatcher) msgID(seq uint64) string {
@@ -448,75 +416,4 @@ func (d *Dispatcher) loadEndpoint(ctx context.Context, w store.Webhook, after ui
 		return nil, err
 	}
 	return ep, nil
-}
-
-// forget stops and drops webhook id's endpoint, if there is one.
-func (d *Dispatcher) forget(id string) {
-	d.mu.Lock()
-	ep := d.endpoints[id]
-	delete(d.endpoints, id)
-	d.mu.Unlock()
-	if ep != nil {
-		ep.remove()
-	}
-}
-
-// watch follows the registry's changes (made here or through another
-// gateway sharing it) until the dispatcher stops, watching again a second
-// after a failure.
-func (d *Dispatcher) watch(wt store.WebhookWatcher) {
-	for {
-		err := wt.Watch(d.base, d.watched)
-		if d.base.Err() != nil {
-			return
-		}
-		d.cfg.Logger.Warn("webhook registry watch ended; watching again", "err", err)
-		select {
-		case <-d.base.Done():
-			return
-		case <-time.After(time.Second):
-		}
-	}
-}
-
-// watched brings webhook id's endpoint in line with the registry: made
-// when new, updated when the registry holds a newer revision than the
-// endpoint, stopped when deleted.
-func (d *Dispatcher) watched(id string) {
-	ctx, cancel := context.WithTimeout(d.base, 10*time.Second)
-	defer cancel()
-	w, err := d.hooks.Get(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		d.forget(id)
-		return
-	}
-	if err != nil {
-		d.cfg.Logger.Error("cannot read a changed webhook", "webhook", id, "err", err)
-		return
-	}
-	ep, err := d.local(id)
-	if err != nil { // new to this gateway
-		if _, err := d.install(ctx, w); err != nil && !errors.Is(err, ErrStopped) {
-			d.cfg.Logger.Error("cannot load webhook", "webhook", id, "err", err)
-		}
-		return
-	}
-	ep.applying.Lock()
-	defer ep.applying.Unlock()
-	if w, err = d.hooks.Get(ctx, id); err != nil { // the newest, now that no local change is half-way
-		return
-	}
-	ep.mu.Lock()
-	newer := w.Revision > ep.hook.Revision
-	types := !slices.Equal(w.Types, ep.hook.Types)
-	ep.mu.Unlock()
-	if !newer {
-		return
-	}
-	if _, err := ep.apply(w, false); err != nil {
-		d.cfg.Logger.Error("cannot apply a changed webhook", "webhook", id, "err", err)
-	}
-	if _, err := ep.src.apply(ctx, w, types, false, false, 0); err != nil {
-		d.cfg.Logger.Error("cannot change a webhook's queue", "webhook", id, "err", err)
-	}
 }

@@ -34,7 +34,7 @@ func (s *logSource) take(can bool, free int, draining bool, buf *[]store.Record,
 		}
 		return nil, wake
 	}
-	target := d.target.Load()
+	target, _ := d.drainTarget()
 	e.mu.Lock()
 	cursor, filter := s.cursor, e.filter
 	e.mu.Unlock()

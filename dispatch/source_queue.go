@@ -219,7 +219,7 @@ func (s *queueSource) takeLocked(m store.Queued, now time.Time) (bool, func() er
 	switch {
 	case !e.filter.Match(m.Type) || e.isSelf(m.Record):
 		return false, m.Msg.Ack
-	case e.d.draining.Load():
+	case e.d.draining():
 		return false, func() error { return m.Msg.NakWithDelay(0) }
 	case e.deleted || !e.hook.Enabled || e.hook.AwaitingHandshake || (dl != nil && dl.busy):
 		return false, func() error { return m.Msg.NakWithDelay(time.Second) }

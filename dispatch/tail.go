@@ -55,7 +55,7 @@ type Tail struct {
 // on. Errors: store.ErrNotFound (wrapped), ErrTooManyTails, ErrStopped.
 func (d *Dispatcher) TailDeliveries(id string) (*Tail, error) {
 	d.mu.Lock()
-	stopped := d.stopped || d.shutdown
+	stopped := d.phase >= phaseShutdown
 	d.mu.Unlock()
 	if stopped {
 		return nil, ErrStopped
