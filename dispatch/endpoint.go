@@ -219,6 +219,7 @@ func (e *endpoint) remove() {
 // and kicks, it waits on one timer for whatever falls due next: a rate
 // limit token, the previous secret's expiry, a handshake retry.
 func (e *endpoint) run() {
+	defer e.src.flush(true) // the counts not yet due: the connection is still open
 	defer e.drainOnce.Do(func() { close(e.drained) })
 	defer e.workerWG.Wait() // they stop on ctx, which ended the loop
 	var buf []store.Record
@@ -227,7 +228,7 @@ func (e *endpoint) run() {
 	defer timer.Stop()
 	for {
 		wait, at := e.step(&buf)
-		e.flushOps()
+		at = earliest(at, e.flushOps())
 		e.checkDrained()
 		var tick <-chan time.Time
 		if !at.IsZero() {

@@ -181,10 +181,11 @@ func (e *endpoint) opDeliveryFailedLocked(dl *delivery) {
 }
 
 // flushOps does the work queued under the lock: the source's shared
-// delivery log records, forgotten secrets, operational events. Only the
-// endpoint goroutine calls it.
-func (e *endpoint) flushOps() {
-	e.src.flush()
+// delivery log records and counts, forgotten secrets, operational events.
+// It returns when it must run again for counts not yet due (zero: no
+// need). Only the endpoint goroutine calls it.
+func (e *endpoint) flushOps() (due time.Time) {
+	due = e.src.flush(false)
 	e.mu.Lock()
 	ops := e.ops
 	e.ops = pendingOps{}
@@ -204,6 +205,7 @@ func (e *endpoint) flushOps() {
 	for _, op := range ops.events {
 		e.d.publishOp(e.ctx, op.typ, e.id, op.data)
 	}
+	return due
 }
 
 // publishOp records an operational event about webhook id; failures are

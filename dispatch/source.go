@@ -74,8 +74,10 @@ type source interface {
 	totals() (succeeded, failed uint64)
 	// recordLocked notes dl's new state for a shared delivery log.
 	recordLocked(dl *delivery)
-	// flush writes what recordLocked noted, outside the lock.
-	flush()
+	// flush writes what recordLocked and countLocked noted, outside the
+	// lock: the states at once, the counts once they are due (or now,
+	// when final). It returns when the counts left fall due (zero: none).
+	flush(final bool) time.Time
 	// shared reports whether the source is a queue shared by gateways
 	// (for the JetStream-only metrics).
 	shared() bool

@@ -163,5 +163,5 @@ func (s *logSource) totals() (succeeded, failed uint64) {
 	defer s.e.mu.Unlock()
 	return s.e.succeeded, s.e.failed
 }
-func (s *logSource) flush()       {}
-func (s *logSource) shared() bool { return false }
+func (s *logSource) flush(bool) time.Time { return time.Time{} }
+func (s *logSource) shared() bool         { return false }

@@ -59,10 +59,11 @@ type queueSource struct {
 	// (flush adds them); read is the totals as last read, at readAt;
 	// shown is the most totals answered (they never go back, though a
 	// read may not see an addition yet).
-	counts [2]uint64 // succeeded, failed
-	read   [2]uint64
-	readAt time.Time
-	shown  [2]uint64
+	counts    [2]uint64 // succeeded, failed
+	countsDue time.Time // when counts must go out: countEvery after the first
+	read      [2]uint64
+	readAt    time.Time
+	shown     [2]uint64
 }
 
 // pull is one open pull request.
@@ -317,11 +318,19 @@ func (s *queueSource) leaveLocked(dl *delivery) {
 	dl.rec = store.Record{}
 }
 
+// countEvery is how long a final outcome may wait before it is added to
+// the shared totals: adding is a stored JetStream message, so outcomes are
+// added together, not one publish per delivery.
+const countEvery = 250 * time.Millisecond
+
 // totalsTTL is how long the shared totals, as last read, stand for the
 // current ones: stats are read by every API call and scrape.
 const totalsTTL = time.Second
 
 func (s *queueSource) countLocked(ok bool) {
+	if s.counts == [2]uint64{} {
+		s.countsDue = time.Now().Add(countEvery)
+	}
 	if ok {
 		s.counts[0]++
 	} else {
@@ -362,13 +371,20 @@ func (s *queueSource) recordLocked(dl *delivery) {
 	s.records = append(s.records, dl.Delivery)
 }
 
-// flush appends the noted states to the shared delivery log.
-func (s *queueSource) flush() {
+// flush appends the noted states to the shared delivery log, and the
+// noted outcomes to the shared totals once they are due.
+func (s *queueSource) flush(final bool) time.Time {
 	s.e.mu.Lock()
-	recs, counts := s.records, s.counts
-	s.records, s.counts = nil, [2]uint64{}
-	if counts != [2]uint64{} {
+	recs := s.records
+	s.records = nil
+	var counts [2]uint64
+	if s.counts != counts && (final || !time.Now().Before(s.countsDue)) {
+		counts, s.counts = s.counts, [2]uint64{}
 		s.readAt = time.Time{} // read them again: they have moved
+	}
+	var due time.Time
+	if s.counts != [2]uint64{} {
+		due = s.countsDue
 	}
 	s.e.mu.Unlock()
 	for _, d := range recs {
@@ -377,6 +393,7 @@ func (s *queueSource) flush() {
 	if counts != [2]uint64{} {
 		s.q.Count(counts[0], counts[1])
 	}
+	return due
 }
 
 // adopt brings delivery id from the shared delivery log into this

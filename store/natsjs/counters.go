@@ -38,7 +38,7 @@ func (l *Log) ensureCounters(ctx context.Context) error {
 	if l.cfg.Memory {
 		storage = jetstream.MemoryStorage
 	}
-	_, err := l.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	_, err := l.createOrUpdateBookkeeping(ctx, jetstream.StreamConfig{
 		Name:              l.countersStream(),
 		Description:       "eventgate delivery totals per webhook",
 		Subjects:          []string{l.cfg.Prefix + ".counters.>"},
@@ -128,4 +128,23 @@ func (l *Log) purgeCounters(ctx context.Context, id string) error {
 		return fmt.Errorf("natsjs: delete delivery totals of webhook %s: %w", id, err)
 	}
 	return nil
+}
+
+// createOrUpdateBookkeeping creates or updates one of the streams that
+// keep the gateway's own records (the delivery log, the totals). On one
+// server with file storage they are written to disk asynchronously
+// (JetStream's async persist mode): each stored record would otherwise
+// cost a write system call, as much as the event it is about. A crash of
+// the server process can then lose the last few milliseconds of records,
+// never an event or a delivery. A replicated stream is flushed
+// asynchronously anyway (its Raft log has the records), and a stream made
+// before keeps its mode, which JetStream does not let change.
+func (l *Log) createOrUpdateBookkeeping(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	if cfg.Storage == jetstream.FileStorage && cfg.Replicas <= 1 {
+		cfg.PersistMode = jetstream.AsyncPersistMode
+	}
+	if s, err := l.js.Stream(ctx, cfg.Name); err == nil {
+		cfg.PersistMode = s.CachedInfo().Config.PersistMode
+	}
+	return l.js.CreateOrUpdateStream(ctx, cfg)
 }

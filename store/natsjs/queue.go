@@ -105,7 +105,7 @@ func (l *Log) ensureDeliveries(ctx context.Context) error {
 	if l.cfg.Memory {
 		storage = jetstream.MemoryStorage
 	}
-	_, err := l.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	_, err := l.createOrUpdateBookkeeping(ctx, jetstream.StreamConfig{
 		Name:              l.deliveriesStream(),
 		Description:       "eventgate delivery log",
 		Subjects:          []string{l.cfg.Prefix + ".deliveries.>"},
