@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -47,7 +48,10 @@ type config struct {
 	NATSReplicas        int
 	NATSCreds           string
 	NATSTLSCA           string
-	DebugAddr           string
+	// EncryptionKey seals webhook secrets and header values in the NATS
+	// bucket (--encryption-key, base64 of natsjs.EncryptionKeySize bytes).
+	EncryptionKey []byte
+	DebugAddr     string
 }
 
 // defaultRetrySchedule is the contract's --retry-schedule default.
@@ -124,6 +128,15 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	def("nats-creds", "GATEWAY_NATS_CREDS")
 	fs.StringVar(&c.NATSTLSCA, "nats-tls-ca", "", "CA certificate file to verify the NATS server's TLS certificate")
 	def("nats-tls-ca", "GATEWAY_NATS_TLS_CA")
+	fs.Func("encryption-key", "with --store nats, seal webhook secrets and custom header values in the bucket with AES-256-GCM: 32 random bytes, base64 (e.g. `openssl rand -base64 32`)", func(v string) error {
+		k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v))
+		if err != nil || len(k) != natsjs.EncryptionKeySize {
+			return fmt.Errorf("want base64 of %d bytes", natsjs.EncryptionKeySize)
+		}
+		c.EncryptionKey = k
+		return nil
+	})
+	def("encryption-key", "GATEWAY_ENCRYPTION_KEY")
 	fs.StringVar(&c.DebugAddr, "debug-addr", "", "serve pprof on this loopback address (off when empty)")
 	def("debug-addr", "GATEWAY_DEBUG_ADDR")
 
@@ -202,8 +215,8 @@ func (c config) check() error {
 	}
 	switch c.Store {
 	case "memory":
-		if c.NATSURL != "" || c.NATSEmbedded || c.DataDir != "" || c.Retention != 0 {
-			errs = append(errs, errors.New("--nats-url, --nats-embedded, --data-dir and --retention need --store nats"))
+		if c.NATSURL != "" || c.NATSEmbedded || c.DataDir != "" || c.Retention != 0 || len(c.EncryptionKey) > 0 {
+			errs = append(errs, errors.New("--nats-url, --nats-embedded, --data-dir, --retention and --encryption-key need --store nats"))
 		}
 	case "nats":
 		if c.NATSEmbedded && c.DataDir == "" {

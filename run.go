@@ -128,6 +128,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	url := "http://" + ln.Addr().String()
 	logger.Info("eventgate listening", "addr", ln.Addr().String(), "dashboard", url+"/", "api", url+"/v1",
 		"store", cfg.Store, "store_limits", ring.limits, "auth", len(cfg.APIKeys) > 0, "epoch", ring.Bounds().Epoch)
+	if cfg.Store == "nats" && len(cfg.EncryptionKey) == 0 {
+		logger.Warn("webhook secrets and custom header values are stored in clear in the NATS bucket: set --encryption-key to seal them")
+	}
 
 	select {
 	case err := <-serveErr:

@@ -40,7 +40,9 @@ func openLog(ctx context.Context, cfg config, logger *slog.Logger) (*openedLog, 
 		Replicas: cfg.NATSReplicas,
 		MaxMsgs:  int64(cfg.BufferSize),
 		MaxAge:   cfg.Retention,
-		Logger:   logger.With("component", "natsjs"),
+		// Webhook secrets and header values sealed in the bucket.
+		EncryptionKey: cfg.EncryptionKey,
+		Logger:        logger.With("component", "natsjs"),
 	}
 	if cfg.NATSCreds != "" {
 		ncfg.Options = append(ncfg.Options, nats.UserCredentials(cfg.NATSCreds))

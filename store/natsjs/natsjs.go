@@ -57,6 +57,10 @@ type Config struct {
 	Options []nats.Option // credentials, TLS, name…; used with URL only
 
 	Stream string // stream name; default DefaultStream
+	// EncryptionKey, EncryptionKeySize random bytes, seals the webhooks'
+	// secrets and custom header values in the bucket (AES-256-GCM); nil
+	// stores them in clear.
+	EncryptionKey []byte
 	// Bucket is the webhooks' key-value bucket (OpenWebhooks); default
 	// Stream + "_WEBHOOKS".
 	Bucket string

@@ -3,7 +3,6 @@ package natsjs
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -21,6 +20,7 @@ import (
 type Webhooks struct {
 	kv      jetstream.KeyValue
 	timeout time.Duration
+	seal    *sealer // nil: secrets and header values stored in clear
 }
 
 // maxUpdateTries bounds Update's optimistic retries when other writers
@@ -29,8 +29,14 @@ const maxUpdateTries = 20
 
 // OpenWebhooks opens (creating it when missing) the registry's bucket,
 // Config.Bucket, on the log's connection, with the log's storage and
-// replicas.
+// replicas. With Config.EncryptionKey, secrets and custom header values
+// are stored sealed (see hookRecord); without it they are stored in
+// clear, and sealed ones cannot be read (ErrSealed).
 func (l *Log) OpenWebhooks(ctx context.Context) (*Webhooks, error) {
+	seal, err := newSealer(l.cfg.EncryptionKey)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := l.withTimeout(ctx)
 	defer cancel()
 	storage := jetstream.FileStorage
@@ -47,7 +53,7 @@ func (l *Log) OpenWebhooks(ctx context.Context) (*Webhooks, error) {
 	if err != nil {
 		return nil, fmt.Errorf("natsjs: webhooks bucket %s: %w", l.cfg.Bucket, err)
 	}
-	return &Webhooks{kv: kv, timeout: l.cfg.Timeout}, nil
+	return &Webhooks{kv: kv, timeout: l.cfg.Timeout, seal: seal}, nil
 }
 
 func (r *Webhooks) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -66,26 +72,22 @@ func notFound(id string, err error) error {
 	return fmt.Errorf("natsjs: webhook %s: %w", id, err)
 }
 
-func decodeHook(e jetstream.KeyValueEntry) (store.Webhook, error) {
-	var w store.Webhook
-	if err := json.Unmarshal(e.Value(), &w); err != nil {
-		return store.Webhook{}, fmt.Errorf("natsjs: webhook %s: %w", e.Key(), err)
+func (r *Webhooks) decodeHook(e jetstream.KeyValueEntry) (store.Webhook, error) {
+	w, err := r.seal.decode(e.Key(), e.Value())
+	if err != nil {
+		return store.Webhook{}, err
 	}
 	w.Revision = e.Revision()
 	return w, nil
 }
 
-func encodeHook(w store.Webhook) []byte {
-	w.Revision = 0
-	b, _ := json.Marshal(w) // strings, times, a map of strings: never fails
-	return b
-}
+func (r *Webhooks) encodeHook(w store.Webhook) []byte { return r.seal.encode(w) }
 
 // Create implements store.Webhooks.
 func (r *Webhooks) Create(ctx context.Context, w store.Webhook) error {
 	ctx, cancel := r.withTimeout(ctx)
 	defer cancel()
-	if _, err := r.kv.Create(ctx, w.ID, encodeHook(w)); err != nil {
+	if _, err := r.kv.Create(ctx, w.ID, r.encodeHook(w)); err != nil {
 		if errors.Is(err, jetstream.ErrKeyExists) {
 			return fmt.Errorf("webhook %s: %w", w.ID, store.ErrExists)
 		}
@@ -102,7 +104,7 @@ func (r *Webhooks) Get(ctx context.Context, id string) (store.Webhook, error) {
 	if err != nil {
 		return store.Webhook{}, notFound(id, err)
 	}
-	return decodeHook(e)
+	return r.decodeHook(e)
 }
 
 // List implements store.Webhooks: one watcher reads every current value.
@@ -135,7 +137,7 @@ func (r *Webhooks) List(ctx context.Context) ([]store.Webhook, error) {
 			if e.Operation() != jetstream.KeyValuePut {
 				continue
 			}
-			w, err := decodeHook(e)
+			w, err := r.decodeHook(e)
 			if err != nil {
 				return nil, err
 			}
@@ -154,7 +156,7 @@ func (r *Webhooks) Update(ctx context.Context, id string, fn func(*store.Webhook
 		if err != nil {
 			return store.Webhook{}, notFound(id, err)
 		}
-		w, err := decodeHook(e)
+		w, err := r.decodeHook(e)
 		if err != nil {
 			return store.Webhook{}, err
 		}
@@ -162,7 +164,7 @@ func (r *Webhooks) Update(ctx context.Context, id string, fn func(*store.Webhook
 			return store.Webhook{}, err
 		}
 		w.ID = id
-		rev, err := r.kv.Update(ctx, id, encodeHook(w), e.Revision())
+		rev, err := r.kv.Update(ctx, id, r.encodeHook(w), e.Revision())
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
 			continue // another writer won: read again
 		}
