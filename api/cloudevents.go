@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -153,7 +152,7 @@ func (s *Server) decodeCloudEvents(body []byte, batch bool) ([]store.Event, *Pro
 }
 
 // binaryCloudEvent maps CloudEvents HTTP binary mode: ce-* headers are the
-// attributes (percent-decoded), the body is the data. JSON bodies are kept
+// attributes (read liberally: decodeCEHeader), the body is the data. JSON bodies are kept
 // as data; any other body as data_base64 with its datacontenttype.
 func (s *Server) binaryCloudEvent(h http.Header, mediaType string, body []byte) ([]store.Event, *Problem) {
 	attrs := map[string]string{}
@@ -163,12 +162,7 @@ func (s *Server) binaryCloudEvent(h http.Header, mediaType string, body []byte) 
 		if !ok || len(vals) == 0 {
 			continue
 		}
-		v, err := url.PathUnescape(vals[0])
-		if err != nil {
-			errs = append(errs, FieldError{Field: "/" + attr, Message: "the ce-" + attr + " header is not validly percent-encoded"})
-			continue
-		}
-		attrs[attr] = v
+		attrs[attr] = decodeCEHeader(vals[0])
 	}
 	in := cloudEventInput{
 		SpecVersion: attrs["specversion"], ID: attrs["id"], Source: attrs["source"], Type: attrs["type"],

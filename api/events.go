@@ -330,7 +330,7 @@ func countItems(errs []FieldError) int {
 // listEvents handles GET /v1/events (replay).
 func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	var errs []FieldError
+	errs := unknownParams(q, replayParams)
 	after, err := parseUint(q.Get("after"), 0)
 	if err != nil {
 		errs = append(errs, FieldError{Field: "after", Message: "must be a non-negative integer"})
@@ -339,7 +339,7 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 	if err != nil || limit < 1 || limit > 1000 {
 		errs = append(errs, FieldError{Field: "limit", Message: "must be an integer from 1 to 1000"})
 	}
-	filter, err := store.ParseFilter(splitList(q["type"]))
+	filter, err := store.ParseFilter(typePatterns(q))
 	if err != nil {
 		errs = append(errs, FieldError{Field: "type", Message: err.Error()})
 	}

@@ -353,8 +353,13 @@ func TestCloudEventsBinary(t *testing.T) {
 	if p := wantProblem(t, resp, body, http.StatusUnprocessableEntity, "validation-error"); !slices.Contains(p.fields(), "/type") {
 		t.Fatalf("fields = %v", p.fields())
 	}
-	resp, body = g.do(t, http.MethodPost, "/v1/events", "text/plain", []byte("x"), ceHeaders("ce-subject", "bad%zz")...)
-	wantProblem(t, resp, body, http.StatusUnprocessableEntity, "validation-error")
+	h = ceHeaders("ce-subject", "bad%zz")
+	h[3] = "bin-3"
+	resp, body = g.do(t, http.MethodPost, "/v1/events", "application/json", []byte(`{}`), h...)
+	wantStatus(t, resp, body, http.StatusAccepted) // not percent-encoding: taken literally (issue 16)
+	if e := decode[storedEvent](t, mustGet(t, g, "/v1/events/3")); e.Subject != "bad%zz" {
+		t.Fatalf("subject = %q, want it literally", e.Subject)
+	}
 	resp, body = g.do(t, http.MethodPost, "/v1/events", "application/json", []byte(`{not json`), ceHeaders()...)
 	wantProblem(t, resp, body, http.StatusBadRequest, "malformed-json")
 }
@@ -438,3 +443,35 @@ func TestOperations(t *testing.T) {
 }
 
 var _ = api.DefaultMaxBody
+
+// mustGet GETs path and returns the body of a 200.
+func mustGet(t *testing.T, g *testGateway, path string) []byte {
+	t.Helper()
+	resp, body := g.do(t, http.MethodGet, path, "", nil)
+	wantStatus(t, resp, body, http.StatusOK)
+	return body
+}
+
+// TestCloudEventsBinaryHeadersAsSDKsSendThem: the official SDKs write
+// ce-* values unencoded, Node's fetch as ISO-8859-1 bytes. Each value is
+// stored as the user wrote it, never with U+FFFD for bytes sent.
+func TestCloudEventsBinaryHeadersAsSDKsSendThem(t *testing.T) {
+	g := startGateway(t)
+	for i, tc := range []struct{ header, want string }{
+		{"50% off", "50% off"},
+		{"a%41b", "a%41b"},
+		{"\xfcn\xefc\xf8d\xe9", "ünïcødé"},
+		{"caf%C3%A9 100%25", "café 100%"},
+		{"ünïcødé", "ünïcødé"},
+	} {
+		raw := tc.header
+		id := fmt.Sprintf("sdk-%d", i)
+		resp, body := g.do(t, http.MethodPost, "/v1/events", "application/json", []byte(`{}`),
+			"ce-specversion", "1.0", "ce-id", id, "ce-source", "/sdk", "ce-type", "sdk.sent", "ce-subject", raw)
+		wantStatus(t, resp, body, http.StatusAccepted)
+		seq := decode[appended](t, body).Seq
+		if e := decode[storedEvent](t, mustGet(t, g, fmt.Sprintf("/v1/events/%d", seq))); e.Subject != tc.want {
+			t.Errorf("ce-subject %q stored as %q, want %q", tc.header, e.Subject, tc.want)
+		}
+	}
+}

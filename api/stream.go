@@ -30,8 +30,8 @@ func (s *Server) streamRoutes(r chi.Router) {
 // stream handles GET /v1/stream.
 func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	var errs []FieldError
-	filter, err := store.ParseFilter(splitList(q["types"]))
+	errs := unknownParams(q, streamParams)
+	filter, err := store.ParseFilter(typePatterns(q))
 	if err != nil {
 		errs = append(errs, FieldError{Field: "types", Message: err.Error()})
 	}

@@ -74,7 +74,7 @@ func recordCloudEvent(raw []byte) ([]byte, error) {
 	b.WriteString(`{"specversion":"1.0"`)
 	attr := func(name, v string) {
 		b.WriteString(`,"` + name + `":`)
-		q, _ := json.Marshal(v) // a string always marshals
+		q, _ := store.MarshalJSON(v) // a string always marshals
 		b.Write(q)
 	}
 	attr("id", e.ID)

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
@@ -191,7 +190,7 @@ func (s *Server) tailDeliveries(w http.ResponseWriter, r *http.Request) {
 			buf = buf[:0]
 		batch: // everything ready goes out in one flush
 			for {
-				line, _ := json.Marshal(attemptOut(a))
+				line, _ := store.MarshalJSON(attemptOut(a))
 				buf = append(append(append(buf, "data: "...), line...), "\n\n"...)
 				select {
 				case a, ok = <-tail.C:

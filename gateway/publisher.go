@@ -8,7 +8,6 @@ package gateway
 import (
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -135,7 +134,7 @@ func (p *Publisher) PublishOperational(ctx context.Context, typ, subject string,
 	if !IsReserved(typ) {
 		return store.Appended{}, fmt.Errorf("operational event type %q is not under %q", typ, ReservedPrefix)
 	}
-	raw, err := json.Marshal(data)
+	raw, err := store.MarshalJSON(data)
 	if err != nil {
 		return store.Appended{}, fmt.Errorf("operational event %s: %w", typ, err)
 	}

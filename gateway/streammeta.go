@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"encoding/json"
 	"strconv"
 
 	"github.com/eventgate/eventgate/store"
@@ -55,7 +54,7 @@ func (m Meta) AppendData(dst []byte) []byte {
 		return append(dst, '}')
 	}
 	dst = append(dst, `{"epoch":`...)
-	epoch, _ := json.Marshal(m.Bounds.Epoch) // a string always marshals
+	epoch, _ := store.MarshalJSON(m.Bounds.Epoch) // a string always marshals
 	dst = append(dst, epoch...)
 	dst = append(dst, `,"oldest":`...)
 	dst = strconv.AppendUint(dst, m.Bounds.Oldest, 10)

@@ -83,7 +83,7 @@ func (e *Event) Encode() error {
 		b = appendField(b, `,"data_base64":`, e.DataBase64)
 	}
 	if len(e.Extensions) > 0 {
-		ext, err := json.Marshal(e.Extensions)
+		ext, err := MarshalJSON(e.Extensions)
 		if err != nil {
 			return fmt.Errorf("extensions: %w", err)
 		}
@@ -97,6 +97,19 @@ func (e *Event) Encode() error {
 	return nil
 }
 
+// MarshalJSON is json.Marshal without HTML escaping: '<', '>' and '&'
+// stay as they are ("order.>", not "order.\u003e"); every JSON the
+// gateway writes goes through it or an encoder set the same way.
+func MarshalJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+}
+
 // appendField appends name, then s as a JSON string.
 func appendField(b []byte, name, s string) []byte {
 	return AppendJSONString(append(b, name...), s)
@@ -108,7 +121,7 @@ func appendField(b []byte, name, s string) []byte {
 func AppendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
-			q, _ := json.Marshal(s) // a string always marshals
+			q, _ := MarshalJSON(s) // a string always marshals
 			return append(b, q...)
 		}
 	}
