@@ -58,14 +58,15 @@ func TestOpenAPI(t *testing.T) {
 
 	// The contract's surface: every operation must stay documented.
 	wantOps := map[string][]string{
-		"/v1/events":                      {"GET", "POST"},
-		"/v1/events/{seq}":                {"GET"},
-		"/v1/stream":                      {"GET"},
-		"/v1/webhooks":                    {"GET", "POST"},
-		"/v1/webhooks/{id}":               {"DELETE", "GET", "PATCH"},
-		"/v1/webhooks/{id}/rotate-secret": {"POST"},
-		"/v1/webhooks/{id}/replay":        {"POST"},
-		"/v1/webhooks/{id}/deliveries":    {"GET"},
+		"/v1/events":                                       {"GET", "POST"},
+		"/v1/events/{seq}":                                 {"GET"},
+		"/v1/stream":                                       {"GET"},
+		"/v1/webhooks":                                     {"GET", "POST"},
+		"/v1/webhooks/{id}":                                {"DELETE", "GET", "PATCH"},
+		"/v1/webhooks/{id}/rotate-secret":                  {"POST"},
+		"/v1/webhooks/{id}/replay":                         {"POST"},
+		"/v1/webhooks/{id}/deliveries":                     {"GET"},
+		"/v1/webhooks/{id}/deliveries/{delivery_id}":       {"GET"},
 		"/v1/webhooks/{id}/deliveries/{delivery_id}/retry": {"POST"},
 		"/v1/webhooks/{id}/deliveries/stream":              {"GET"},
 		"/healthz":                                         {"GET"},

@@ -95,6 +95,8 @@ func TestSuiteOnNATS(t *testing.T) {
 		{"WebhookReenableSaysWhere", TestWebhookReenableSaysWhere},
 		{"WebhookCustomHeaders", TestWebhookCustomHeaders},
 		{"WebhookReplayRange", TestWebhookReplayRange},
+		{"DeliveryAttemptHistory", TestDeliveryAttemptHistory},
+		{"DeliveryListPagesBack", TestDeliveryListPagesBack},
 	} {
 		t.Run(tc.name, tc.fn)
 	}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"encoding/json"
 	"mime"
 	"net/http"
 	"slices"
@@ -23,6 +24,7 @@ func (s *Server) webhookRoutes(r chi.Router) {
 	r.Patch("/webhooks/{id}", s.updateWebhook)
 	r.Delete("/webhooks/{id}", s.deleteWebhook)
 	r.Get("/webhooks/{id}/deliveries", s.listDeliveries)
+	r.Get("/webhooks/{id}/deliveries/{delivery_id}", s.getDelivery)
 	r.Post("/webhooks/{id}/deliveries/{delivery_id}/retry", s.retryDelivery)
 	r.Post("/webhooks/{id}/rotate-secret", s.rotateSecret)
 	r.Post("/webhooks/{id}/replay", s.replayWebhook)
@@ -127,10 +129,14 @@ type deliveryJSON struct {
 	LastAttemptAt  *time.Time `json:"last_attempt_at"`
 	NextAttemptAt  *time.Time `json:"next_attempt_at"`
 	DurationMS     *float64   `json:"duration_ms"`
+	Origin         string     `json:"origin"` // "live" or "replay"
 }
 
 func deliveryOut(d store.Delivery) deliveryJSON {
-	out := deliveryJSON{ID: d.ID, EventSeq: d.EventSeq, Status: string(d.Status), Attempts: d.Attempts}
+	out := deliveryJSON{ID: d.ID, EventSeq: d.EventSeq, Status: string(d.Status), Attempts: d.Attempts, Origin: "live"}
+	if d.Origin != "" {
+		out.Origin = d.Origin
+	}
 	if d.EventID != "" {
 		out.EventID = &d.EventID
 	}
@@ -294,7 +300,7 @@ func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	dls, err := s.cfg.Dispatcher.Deliveries(chi.URLParam(r, "id"), status, limit)
+	dls, err := s.cfg.Dispatcher.Deliveries(chi.URLParam(r, "id"), status, limit, q.Get("before"))
 	if err != nil {
 		s.Error(w, r, "list deliveries", noSuch("webhook", err))
 		return
@@ -345,4 +351,53 @@ func headerField(e *dispatch.HeaderError) FieldError {
 // jsonPointerEscape escapes a JSON pointer token (RFC 6901).
 func jsonPointerEscape(s string) string {
 	return strings.NewReplacer("~", "~0", "/", "~1").Replace(s)
+}
+
+// attemptRecordJSON is one attempt in a delivery's history.
+type attemptRecordJSON struct {
+	StartedAt           time.Time `json:"started_at"`
+	DurationMS          float64   `json:"duration_ms"`
+	StatusCode          *int      `json:"status_code"`
+	Error               *string   `json:"error"`
+	Trigger             string    `json:"trigger"`
+	ResponseBody        *string   `json:"response_body"`
+	ResponseContentType *string   `json:"response_content_type"`
+}
+
+// deliveryDetailJSON is a delivery with its attempt history and event.
+type deliveryDetailJSON struct {
+	deliveryJSON
+	Attempts     []attemptRecordJSON `json:"attempts"`
+	AttemptCount int                 `json:"attempt_count"`
+	Event        json.RawMessage     `json:"event"`
+}
+
+func (s *Server) getDelivery(w http.ResponseWriter, r *http.Request) {
+	d, event, err := s.cfg.Dispatcher.Delivery(r.Context(), chi.URLParam(r, "id"), chi.URLParam(r, "delivery_id"))
+	if err != nil {
+		s.Error(w, r, "get delivery", noSuch("delivery", err))
+		return
+	}
+	out := deliveryDetailJSON{deliveryJSON: deliveryOut(d), AttemptCount: d.Attempts, Attempts: make([]attemptRecordJSON, len(d.History))}
+	for i, a := range d.History {
+		j := attemptRecordJSON{StartedAt: a.Start.UTC(), DurationMS: float64(a.Duration.Microseconds()) / 1000, Trigger: a.Trigger}
+		if a.StatusCode != 0 {
+			j.StatusCode = &a.StatusCode
+		}
+		if a.Error != "" {
+			j.Error = &a.Error
+		}
+		if a.Response != "" || a.StatusCode != 0 {
+			j.ResponseBody = &a.Response
+		}
+		if a.ContentType != "" {
+			j.ResponseContentType = &a.ContentType
+		}
+		out.Attempts[i] = j
+	}
+	out.Event = json.RawMessage("null")
+	if event != nil {
+		out.Event = event
+	}
+	writeJSON(w, http.StatusOK, out)
 }

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/eventgate/eventgate/gateway/signature"
+	"github.com/eventgate/eventgate/store"
 )
 
 // attemptJob is everything one attempt needs, copied out of the endpoint
@@ -123,7 +124,8 @@ func (d *Dispatcher) attempt(ctx context.Context, j attemptJob) result {
 		return r
 	}
 	r.status, r.retryAfter = resp.StatusCode, resp.Header.Get("Retry-After")
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+	r.contentType = resp.Header.Get("Content-Type")
+	if resp.Body != http.NoBody { // kept for last_error and the attempt history
 		r.body, _ = io.ReadAll(io.LimitReader(resp.Body, respKeep))
 	}
 	// Drain a little so the connection can be reused; a longer body is
@@ -162,6 +164,19 @@ func classify(r result, timeout time.Duration) (outcome, msg string) {
 		msg += ": " + excerpt
 	}
 	return outcomeHTTPError, msg
+}
+
+// responseText is the start of an answer's body as the attempt history
+// keeps it: at most store.MaxResponseBody bytes, cut at a character
+// boundary, invalid UTF-8 replaced.
+func responseText(b []byte) string {
+	if len(b) > store.MaxResponseBody {
+		b = b[:store.MaxResponseBody]
+		for i := 0; i < utf8.UTFMax && len(b) > 0 && !utf8.Valid(b); i++ {
+			b = b[:len(b)-1]
+		}
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD")
 }
 
 // bodyExcerpt is the start of a response body fit for last_error.

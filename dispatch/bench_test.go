@@ -148,11 +148,18 @@ func BenchmarkDelivery(b *testing.B) {
 // one local receiver and reports the p50/p99 time from Publish returning
 // to the receiver holding the request (b.N is ignored: a fixed load).
 func BenchmarkIngestToDelivery(b *testing.B) {
+	for _, kind := range []string{"ring", "nats"} {
+		b.Run("store="+kind, func(b *testing.B) { benchIngestToDelivery(b, kind) })
+	}
+}
+
+func benchIngestToDelivery(b *testing.B, kind string) {
 	const rate, seconds = 1000, 2
 	const total = rate * seconds
-	ring := store.NewRing(1 << 16)
+	cfg := dispatch.Config{AllowPrivateTargets: true}
+	ring := benchLog(b, kind, &cfg)
 	pub := gateway.NewPublisher(ring)
-	d := dispatch.New(pub, dispatch.Config{AllowPrivateTargets: true})
+	d := dispatch.New(pub, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	runDone := make(chan error, 1)
 	go func() { runDone <- d.Run(ctx) }()

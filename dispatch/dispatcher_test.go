@@ -106,7 +106,7 @@ func (b *bubble) publish(t *testing.T, n int) {
 
 func (b *bubble) only(t *testing.T) store.Delivery {
 	t.Helper()
-	dls, err := b.disp.Deliveries(b.hook.ID, "", 10)
+	dls, err := b.disp.Deliveries(b.hook.ID, "", 10, "")
 	if err != nil || len(dls) != 1 {
 		t.Fatalf("deliveries = %v, %v; want one", dls, err)
 	}
@@ -250,14 +250,14 @@ func TestDeliveryLogBounded(t *testing.T) {
 		defer stop()
 		b.publish(t, 8)
 		synctest.Wait()
-		dls, _ := b.disp.Deliveries(b.hook.ID, "", 100)
+		dls, _ := b.disp.Deliveries(b.hook.ID, "", 100, "")
 		if len(dls) != 5 || dls[0].EventSeq != 8 || dls[4].EventSeq != 4 {
 			t.Fatalf("log holds %d, newest %d", len(dls), dls[0].EventSeq)
 		}
 		if got := counterValue(t, b.reg, "eventgate_webhook_delivery_log_dropped_total"); got != 3 {
 			t.Fatalf("dropped = %v, want 3", got)
 		}
-		if dls, _ := b.disp.Deliveries(b.hook.ID, store.DeliverySucceeded, 2); len(dls) != 2 || dls[0].EventSeq != 8 {
+		if dls, _ := b.disp.Deliveries(b.hook.ID, store.DeliverySucceeded, 2, ""); len(dls) != 2 || dls[0].EventSeq != 8 {
 			t.Fatalf("limit 2: %+v", dls)
 		}
 	})

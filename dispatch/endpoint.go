@@ -97,15 +97,16 @@ type delivery struct {
 
 // result is what an attempt worker reports.
 type result struct {
-	hs         *handshakeResult // non-nil for a handshake, dl is then nil
-	dl         *delivery
-	manual     bool
-	start      time.Time
-	dur        time.Duration
-	status     int
-	retryAfter string
-	body       []byte
-	err        error
+	hs          *handshakeResult // non-nil for a handshake, dl is then nil
+	dl          *delivery
+	manual      bool
+	start       time.Time
+	dur         time.Duration
+	status      int
+	retryAfter  string
+	body        []byte // the first respKeep bytes of the answer's body
+	contentType string
+	err         error
 }
 
 // newEndpoint makes webhook w's endpoint, without its source.
@@ -326,13 +327,13 @@ func (e *endpoint) step(buf *[]store.Record) (<-chan struct{}, time.Time) {
 
 // takeLocked turns a record into a delivery and launches its first
 // attempt (the caller has checked slots and tokens).
-func (e *endpoint) takeLocked(rec store.Record, now time.Time) {
+func (e *endpoint) takeLocked(rec store.Record, now time.Time, origin string) {
 	e.win.arrive(now, time.Unix(0, rec.StoredAt), 1)
 	dl := &delivery{
 		Delivery: store.Delivery{
 			ID: gateway.NewID("dlv_", now), WebhookID: e.id,
 			EventSeq: rec.Seq, EventID: rec.ID,
-			Status: store.DeliveryPending, NextAttemptAt: now, CreatedAt: now,
+			Status: store.DeliveryPending, NextAttemptAt: now, CreatedAt: now, Origin: origin,
 		},
 		rec:      rec,
 		storedAt: time.Unix(0, rec.StoredAt),

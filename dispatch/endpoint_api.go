@@ -130,6 +130,6 @@ func (e *endpoint) stats() Stats {
 	}
 }
 
-func (e *endpoint) deliveries(status store.DeliveryStatus, limit int) []store.Delivery {
-	return e.src.deliveries(status, limit)
+func (e *endpoint) deliveries(status store.DeliveryStatus, limit int, before string) []store.Delivery {
+	return e.src.deliveries(status, limit, before)
 }

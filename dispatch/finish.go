@@ -25,9 +25,20 @@ func (e *endpoint) finish(r result) {
 	e.inFlight--
 	dl := r.dl
 	dl.busy = false
+	trigger := store.TriggerRetry
+	switch {
+	case r.manual:
+		trigger = store.TriggerManual
+	case dl.Attempts == 0 && dl.Origin == store.OriginReplay:
+		trigger = store.TriggerReplay
+	case dl.Attempts == 0:
+		trigger = store.TriggerScheduled
+	}
 	dl.Attempts++
 	dl.LastAttemptAt, dl.Duration, dl.LastStatusCode = r.start, r.dur, r.status
 	outcome, msg := classify(r, d.cfg.Timeout)
+	e.log.addAttempt(dl, store.AttemptRecord{Start: r.start, Duration: r.dur, StatusCode: r.status, Error: msg,
+		Trigger: trigger, Response: responseText(r.body), ContentType: r.contentType})
 	d.metrics.attempts.WithLabelValues(outcome).Inc()
 	d.metrics.attemptDur.Observe(r.dur.Seconds())
 	switch outcome {
@@ -45,6 +56,12 @@ func (e *endpoint) finish(r result) {
 	disable := ""
 	switch v {
 	case verdictAck:
+		if dl.entry != nil && d.retries.remove(dl.entry) {
+			// A manual attempt delivered it: the scheduled retry is void,
+			// and no longer counted as waiting.
+			dl.entry = nil
+			e.retrying--
+		}
 		dl.Status, dl.LastError, dl.NextAttemptAt = store.DeliverySucceeded, "", time.Time{}
 		if !dl.final {
 			d.metrics.endToEnd.Observe(now.Sub(dl.storedAt).Seconds())

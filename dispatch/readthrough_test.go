@@ -54,14 +54,14 @@ func TestOperationsReadThroughToTheRegistry(t *testing.T) {
 		"rotate": func(id string) error { _, _, err := d.RotateSecret(ctx, id, time.Hour); return err },
 		"replay": func(id string) error { _, err := d.Replay(ctx, id, 0, 0); return err },
 		"deliveries": func(id string) error {
-			_, err := d.Deliveries(id, "", 10)
+			_, err := d.Deliveries(id, "", 10, "")
 			return err
 		},
 		"retry": func(id string) error { // the webhook is found: the delivery is not
 			if _, err := d.Retry(ctx, id, "dlv_unknown"); !errors.Is(err, store.ErrNotFound) {
 				return err
 			}
-			if _, err := d.Deliveries(id, "", 1); err != nil {
+			if _, err := d.Deliveries(id, "", 1, ""); err != nil {
 				return err
 			}
 			return nil

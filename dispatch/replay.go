@@ -134,7 +134,7 @@ func (e *endpoint) readReplay(rp *replayRange, n int, filter store.Filter, buf *
 		e.recordGapLocked(g, now)
 	}
 	for i := range recs {
-		e.takeLocked(recs[i], now)
+		e.takeLocked(recs[i], now, store.OriginReplay)
 	}
 	rp.next = next
 	if next >= until || next <= from && len(page.Records) == 0 {

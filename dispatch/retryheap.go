@@ -74,6 +74,21 @@ func (h *retryHeap) removeEndpoint(ep *endpoint) {
 	heap.Init(&h.items)
 }
 
+// remove takes e out of the heap before it falls due, and reports whether
+// it was there (false once run has handed it out).
+func (h *retryHeap) remove(e *retryEntry) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if e.idx < 0 || e.idx >= len(h.items) || h.items[e.idx] != e {
+		return false
+	}
+	heap.Remove(&h.items, e.idx)
+	if e.soon {
+		e.ep.soon.Add(-1)
+	}
+	return true
+}
+
 // drain marks every entry due by deadline (all of them for a zero
 // deadline) as one the endpoints must wait for before they count as
 // drained, and does the same for entries pushed from now on.

@@ -65,8 +65,13 @@ type source interface {
 	// adopt brings delivery id into the endpoint's log when the source
 	// shares it and only another gateway knows it.
 	adopt(ctx context.Context, id string) error
-	// deliveries lists the delivery log, newest first.
-	deliveries(status store.DeliveryStatus, limit int) []store.Delivery
+	// deliveries lists the delivery log, newest first, without attempt
+	// histories: only those in status unless it is "", starting after
+	// delivery before unless it is "".
+	deliveries(status store.DeliveryStatus, limit int, before string) []store.Delivery
+	// delivery returns delivery id with its attempt history, or an error
+	// wrapping store.ErrNotFound.
+	delivery(ctx context.Context, id string) (store.Delivery, error)
 	// countLocked notes a delivery's final outcome for shared totals.
 	countLocked(ok bool)
 	// totals returns the webhook's deliveries that ended succeeded and

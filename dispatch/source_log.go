@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/eventgate/eventgate/store"
@@ -68,7 +69,7 @@ func (s *logSource) take(can bool, free int, draining bool, buf *[]store.Record,
 		e.recordGapLocked(*page.Gap, now)
 	}
 	for i := range recs {
-		e.takeLocked(recs[i], now)
+		e.takeLocked(recs[i], now, "")
 	}
 	e.mu.Unlock()
 	clear(*buf) // do not pin records in the read buffer
@@ -149,10 +150,19 @@ func (s *logSource) notTaken(target uint64) int {
 
 func (s *logSource) adopt(context.Context, string) error { return nil }
 
-func (s *logSource) deliveries(status store.DeliveryStatus, limit int) []store.Delivery {
+func (s *logSource) deliveries(status store.DeliveryStatus, limit int, before string) []store.Delivery {
 	s.e.mu.Lock()
 	defer s.e.mu.Unlock()
-	return s.e.log.list(status, limit)
+	return s.e.log.list(status, limit, before)
+}
+
+func (s *logSource) delivery(_ context.Context, id string) (store.Delivery, error) {
+	s.e.mu.Lock()
+	defer s.e.mu.Unlock()
+	if d, ok := s.e.log.detail(id); ok {
+		return d, nil
+	}
+	return store.Delivery{}, fmt.Errorf("delivery %s: %w", id, store.ErrNotFound)
 }
 
 func (s *logSource) recordLocked(*delivery) {}

@@ -122,10 +122,13 @@ func (s *queueSource) take(can bool, free int, draining bool, _ *[]store.Record,
 	}
 	prefetch := s.prefetchLocked()
 	want := free + prefetch - len(s.ready) - s.asked
-	batch := max(1, (e.d.cfg.Concurrency+prefetch)/2) // pull in batches: no round trip per delivery
+	// Pull in batches, not one round trip per delivery: a small pull
+	// only when the endpoint would otherwise sit idle.
+	batch := max(1, (e.d.cfg.Concurrency+prefetch)/2)
+	idle := len(s.pulls) == 0 && len(s.ready) == 0 && e.inFlight == 0
 	e.mu.Unlock()
 	s.settle(settles)
-	if !can || want <= 0 || len(s.pulls) >= maxPulls || (len(s.pulls) > 0 && want < batch) {
+	if !can || want <= 0 || len(s.pulls) >= maxPulls || (want < batch && !idle) {
 		return nil, wake
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, fetchWait)
@@ -367,8 +370,17 @@ func (s *queueSource) totals() (succeeded, failed uint64) {
 }
 
 // recordLocked notes dl's state for the shared delivery log.
+//
+// A state carries only the attempt that made it: the shared log's reader
+// puts the history together from the states of one delivery, so that a
+// state costs one attempt's bytes, not the whole history's.
 func (s *queueSource) recordLocked(dl *delivery) {
-	s.records = append(s.records, dl.Delivery)
+	d := dl.Delivery
+	d.History = nil
+	if n := len(dl.History); n > 0 {
+		d.History = []store.AttemptRecord{dl.History[n-1]}
+	}
+	s.records = append(s.records, d)
 }
 
 // flush appends the noted states to the shared delivery log, and the
@@ -422,7 +434,7 @@ func (s *queueSource) adopt(ctx context.Context, id string) error {
 
 // deliveries lists the shared delivery log with this gateway's
 // newer states (attempts in flight) laid over it, newest first.
-func (s *queueSource) deliveries(status store.DeliveryStatus, limit int) []store.Delivery {
+func (s *queueSource) deliveries(status store.DeliveryStatus, limit int, before string) []store.Delivery {
 	e := s.e
 	ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
 	defer cancel()
@@ -432,7 +444,7 @@ func (s *queueSource) deliveries(status store.DeliveryStatus, limit int) []store
 		e.d.cfg.Logger.Warn("cannot read the shared delivery log; showing this gateway's", "webhook", e.id, "err", err)
 	}
 	e.mu.Lock()
-	local := e.log.list("", size)
+	local := e.log.list("", size, "")
 	e.mu.Unlock()
 	at := make(map[string]int, len(all))
 	for i, d := range all {
@@ -461,12 +473,35 @@ func (s *queueSource) deliveries(status store.DeliveryStatus, limit int) []store
 		return cmp.Compare(b.ID, a.ID)
 	})
 	out := make([]store.Delivery, 0, min(limit, len(all)))
+	skipping := before != ""
 	for _, d := range all {
+		if skipping {
+			skipping = d.ID != before
+			continue
+		}
 		if len(out) < limit && (status == "" || d.Status == status) {
+			d.History = nil
 			out = append(out, d)
 		}
 	}
 	return out
+}
+
+// delivery returns delivery id with its history: this gateway's record
+// when it is as far as the shared one, else the shared one.
+func (s *queueSource) delivery(ctx context.Context, id string) (store.Delivery, error) {
+	e := s.e
+	e.mu.Lock()
+	local, ok := e.log.detail(id)
+	e.mu.Unlock()
+	shared, err := s.q.Delivery(ctx, id)
+	switch {
+	case err == nil && (!ok || shared.Attempts > local.Attempts):
+		return shared, nil
+	case ok:
+		return local, nil
+	}
+	return store.Delivery{}, err
 }
 
 // openSource returns ep's source: a cursor over the log starting after

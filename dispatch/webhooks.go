@@ -237,15 +237,47 @@ func (d *Dispatcher) Delete(ctx context.Context, id string) error {
 }
 
 // Deliveries returns up to limit deliveries of webhook id, newest first,
-// only those in status unless it is "". Errors: store.ErrNotFound.
-func (d *Dispatcher) Deliveries(id string, status store.DeliveryStatus, limit int) ([]store.Delivery, error) {
+// without their attempt histories: only those in status unless it is "",
+// and only those older than delivery before unless it is "" (the last id
+// of the previous page). Errors: store.ErrNotFound.
+func (d *Dispatcher) Deliveries(id string, status store.DeliveryStatus, limit int, before string) ([]store.Delivery, error) {
 	ctx, cancel := context.WithTimeout(d.base, 10*time.Second)
 	defer cancel()
 	ep, err := d.endpoint(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	return ep.deliveries(status, limit), nil
+	return ep.deliveries(status, limit, before), nil
+}
+
+// Delivery returns delivery dlvID of webhook id with its attempt history,
+// and the event it carries while the log (or the delivery's own copy)
+// still has it (nil after that). Errors: store.ErrNotFound (wrapped) for
+// an unknown webhook or delivery.
+func (d *Dispatcher) Delivery(ctx context.Context, id, dlvID string) (store.Delivery, []byte, error) {
+	ep, err := d.endpoint(ctx, id)
+	if err != nil {
+		return store.Delivery{}, nil, err
+	}
+	dl, err := ep.src.delivery(ctx, dlvID)
+	if err != nil {
+		return store.Delivery{}, nil, err
+	}
+	if dl.EventID == "" { // an overwritten range: no event
+		return dl, nil, nil
+	}
+	ep.mu.Lock()
+	var event []byte
+	if live := ep.log.find(dlvID); live != nil && live.rec.JSON != nil {
+		event = live.rec.JSON
+	}
+	ep.mu.Unlock()
+	if event == nil {
+		if rec, err := d.log.Get(ctx, dl.EventSeq); err == nil {
+			event = rec.JSON
+		}
+	}
+	return dl, event, nil
 }
 
 // Retry schedules an immediate attempt of delivery dlvID of webhook id,

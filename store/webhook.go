@@ -96,6 +96,55 @@ type Delivery struct {
 	NextAttemptAt  time.Time
 	Duration       time.Duration // of the last attempt
 	CreatedAt      time.Time
+	// Origin is OriginReplay for a delivery made by a replay, "" (live)
+	// otherwise.
+	Origin string `json:",omitempty"`
+	// History holds the delivery's attempts, oldest first: at most
+	// MaxAttemptHistory (the first and the newest), their response bodies
+	// cut to MaxResponseBody bytes. Lists leave it out.
+	History []AttemptRecord `json:",omitempty"`
+}
+
+// Delivery origins and attempt triggers.
+const (
+	OriginReplay = "replay" // the delivery was made by POST …/replay
+
+	TriggerScheduled = "scheduled" // the first attempt of an event taken live
+	TriggerRetry     = "retry"     // a retry on the schedule
+	TriggerManual    = "manual"    // asked for by POST …/retry
+	TriggerReplay    = "replay"    // the first attempt of a replayed event
+)
+
+// Bounds of a delivery's attempt history.
+const (
+	// MaxAttemptHistory is how many attempts a delivery keeps: the first
+	// and the newest.
+	MaxAttemptHistory = 20
+	// MaxResponseBody is how much of an answer's body an attempt keeps.
+	MaxResponseBody = 4 << 10
+)
+
+// AttemptRecord is one attempt of a delivery.
+type AttemptRecord struct {
+	Start      time.Time
+	Duration   time.Duration
+	StatusCode int    // 0: no answer
+	Error      string // why it failed; "" on success
+	Trigger    string // TriggerScheduled, TriggerRetry, TriggerManual or TriggerReplay
+	// Response is the start of the answer's body (MaxResponseBody bytes at
+	// most, cut at a character boundary), ContentType its Content-Type.
+	Response    string `json:",omitempty"`
+	ContentType string `json:",omitempty"`
+}
+
+// AddAttempt appends a to d's history, keeping the first attempt and the
+// newest ones up to MaxAttemptHistory.
+func (d *Delivery) AddAttempt(a AttemptRecord) {
+	if len(d.History) >= MaxAttemptHistory {
+		copy(d.History[1:], d.History[2:])
+		d.History = d.History[:len(d.History)-1]
+	}
+	d.History = append(d.History, a)
 }
 
 // Webhooks is the webhook registry contract. Implementations are safe for

@@ -339,7 +339,12 @@ func (q *queue) records(ctx context.Context) ([]store.Delivery, error) {
 				if out[i].CreatedAt.Before(d.CreatedAt) {
 					d.CreatedAt = out[i].CreatedAt
 				}
+				hist := out[i].History // each state carries the attempt that made it
 				out[i] = d
+				out[i].History = hist
+				for _, a := range d.History {
+					out[i].AddAttempt(a)
+				}
 				continue
 			}
 			byID[d.ID] = len(out)
