@@ -31,7 +31,11 @@ func (s *Server) streamRoutes(r chi.Router) {
 func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	var errs []FieldError
-	filter, err := store.ParseFilter(splitList(q["types"]))
+	pats := splitList(q["types"])
+	if tooManyPatterns(w, "types", pats) {
+		return
+	}
+	filter, err := store.ParseFilter(pats)
 	if err != nil {
 		errs = append(errs, FieldError{Field: "types", Message: err.Error()})
 	}
