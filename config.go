@@ -24,6 +24,7 @@ type config struct {
 	Insecure            bool
 	LogFormat           string
 	BufferSize          int
+	BufferBytes         int64
 	MaxBody             int64
 	MaxBatch            int
 	AllowPrivateTargets bool
@@ -34,6 +35,7 @@ type config struct {
 	DisableAfter        time.Duration
 	WebhookOrigin       string
 	StreamQueue         int
+	StreamQueueBytes    int64
 	MaxInflight         int
 	MaxStreams          int
 	MaxWebhooks         int
@@ -66,6 +68,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	fs.SetOutput(out)
 	sched := defaultRetrySchedule
 	maxBody := byteSize(1 << 20)
+	bufferBytes := byteSize(256 << 20)
+	streamQueueBytes := byteSize(16 << 20)
 	keys := listFlag{}
 	envs := map[string]string{} // flag name -> env var
 
@@ -80,6 +84,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	def("log-format", "GATEWAY_LOG_FORMAT")
 	fs.IntVar(&c.BufferSize, "buffer-size", 100000, "ring buffer capacity, in events")
 	def("buffer-size", "GATEWAY_BUFFER_SIZE")
+	fs.Var(&bufferBytes, "buffer-bytes", "event buffer limit in bytes (or with KiB/MiB/GiB suffix): the oldest events go when it or --buffer-size is reached; one event larger is refused with 413 (default 256MiB)")
+	def("buffer-bytes", "GATEWAY_BUFFER_BYTES")
 	fs.Var(&maxBody, "max-body", "request body limit (bytes, or with KiB/MiB suffix) (default 1MiB)")
 	def("max-body", "GATEWAY_MAX_BODY")
 	fs.IntVar(&c.MaxBatch, "max-batch", 1000, "events per batch (default capped at --buffer-size)")
@@ -100,6 +106,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	def("webhook-origin", "GATEWAY_WEBHOOK_ORIGIN")
 	fs.IntVar(&c.StreamQueue, "stream-queue", 10000, "events a stream client may lag before it is cut off")
 	def("stream-queue", "GATEWAY_STREAM_QUEUE")
+	fs.Var(&streamQueueBytes, "stream-queue-bytes", "bytes of events a stream client may lag before it is cut off (or with KiB/MiB suffix; --store memory) (default 16MiB)")
+	def("stream-queue-bytes", "GATEWAY_STREAM_QUEUE_BYTES")
 	fs.IntVar(&c.MaxInflight, "max-inflight", 1024, "API requests handled at once (streams excluded); more get 503 with Retry-After")
 	def("max-inflight", "GATEWAY_MAX_INFLIGHT")
 	fs.IntVar(&c.MaxStreams, "max-streams", 10000, "stream clients (WebSocket and SSE) served at once; more get 503 with Retry-After")
@@ -175,6 +183,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		}
 	}
 	c.APIKeys, c.MaxBody = keys, int64(maxBody)
+	c.BufferBytes, c.StreamQueueBytes = int64(bufferBytes), int64(streamQueueBytes)
 	if !set["max-batch"] && getenv(envs["max-batch"]) == "" {
 		c.MaxBatch = min(c.MaxBatch, c.BufferSize) // a small buffer caps the default
 	}
@@ -200,6 +209,9 @@ func (c config) check() error {
 	}
 	if c.MaxBody < 1 {
 		errs = append(errs, errors.New("--max-body must be positive"))
+	}
+	if c.BufferBytes < 1<<10 || c.StreamQueueBytes < 1<<10 {
+		errs = append(errs, errors.New("--buffer-bytes and --stream-queue-bytes must be at least 1KiB"))
 	}
 	if c.EndpointConcurrency < 1 || c.MaxRetrying < 1 || c.StreamQueue < 1 || c.MaxInflight < 1 || c.MaxStreams < 1 || c.MaxWebhooks < 1 {
 		errs = append(errs, errors.New("--endpoint-concurrency, --max-retrying, --stream-queue, --max-inflight, --max-streams and --max-webhooks must be at least 1"))

@@ -112,9 +112,9 @@ func TestHelpListsEveryFlagWithItsEnvTwin(t *testing.T) {
 	if err := run(context.Background(), []string{"--help"}, env(), &out); !errors.Is(err, errHelp) {
 		t.Fatalf("run --help = %v, want errHelp", err)
 	}
-	for _, f := range []string{"addr", "api-key", "insecure", "log-format", "buffer-size", "max-body", "max-batch",
+	for _, f := range []string{"addr", "api-key", "insecure", "log-format", "buffer-size", "buffer-bytes", "max-body", "max-batch",
 		"allow-private-targets", "retry-schedule", "delivery-timeout", "endpoint-concurrency", "max-retrying",
-		"disable-after", "stream-queue", "shutdown-timeout", "store", "debug-addr", "max-inflight", "max-streams", "max-webhooks", "ingest-rate", "read-header-timeout", "webhook-origin",
+		"disable-after", "stream-queue", "stream-queue-bytes", "shutdown-timeout", "store", "debug-addr", "max-inflight", "max-streams", "max-webhooks", "ingest-rate", "read-header-timeout", "webhook-origin",
 		"nats-url", "nats-embedded", "data-dir", "retention", "nats-replicas", "nats-creds", "nats-tls-ca", "encryption-key"} {
 		twin := "GATEWAY_" + strings.ToUpper(strings.ReplaceAll(f, "-", "_"))
 		if f == "api-key" {

@@ -46,7 +46,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer ring.close()
 	pub := gateway.NewPublisher(ring.Log) // the log itself: the dispatcher looks for store.DeliveryQueues on it
-	hub := gateway.NewHub(ring, gateway.HubConfig{Queue: cfg.StreamQueue, MaxClients: cfg.MaxStreams, Logger: logger, Registerer: reg,
+	hub := gateway.NewHub(ring.Log, gateway.HubConfig{Queue: cfg.StreamQueue, QueueBytes: cfg.StreamQueueBytes, MaxClients: cfg.MaxStreams, Logger: logger, Registerer: reg,
 		OnDrop: func(d gateway.Drop) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()

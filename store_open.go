@@ -30,15 +30,17 @@ type openedLog struct {
 // stream on an external or embedded NATS server.
 func openLog(ctx context.Context, cfg config, logger *slog.Logger) (*openedLog, error) {
 	if cfg.Store != "nats" {
-		ring := store.NewRing(cfg.BufferSize)
-		return &openedLog{Log: ring, capacity: ring.Capacity, limits: slog.GroupValue(slog.Int("capacity", ring.Capacity())),
-			ready: func() error { return nil }, close: func() { _ = ring.Close() }}, nil
+		ring := store.NewRingConfig(store.RingConfig{Capacity: cfg.BufferSize, MaxBytes: cfg.BufferBytes})
+		return &openedLog{Log: ring, capacity: ring.Capacity,
+			limits: slog.GroupValue(slog.Int("capacity", ring.Capacity()), slog.Int64("max_bytes", ring.MaxBytes())),
+			ready:  func() error { return nil }, close: func() { _ = ring.Close() }}, nil
 	}
 	ncfg := natsjs.Config{
 		URL:      cfg.NATSURL,
 		Options:  []nats.Option{nats.Name("eventgate"), nats.MaxReconnects(-1)},
 		Replicas: cfg.NATSReplicas,
 		MaxMsgs:  int64(cfg.BufferSize),
+		MaxBytes: cfg.BufferBytes,
 		MaxAge:   cfg.Retention,
 		// Webhook secrets and header values sealed in the bucket.
 		EncryptionKey: cfg.EncryptionKey,

@@ -327,6 +327,18 @@ func countItems(errs []FieldError) int {
 	return len(seen)
 }
 
+// tooManyPatterns answers 422 naming field when pats has more than
+// store.MaxFilterPatterns patterns: each costs every event a reader
+// examines a test. ok is true when it has answered.
+func tooManyPatterns(w http.ResponseWriter, field string, pats []string) bool {
+	if len(pats) <= store.MaxFilterPatterns {
+		return false
+	}
+	msg := fmt.Sprintf("at most %d patterns, got %d", store.MaxFilterPatterns, len(pats))
+	fail(w, http.StatusUnprocessableEntity, field+": "+msg, FieldError{Field: field, Message: msg})
+	return true
+}
+
 // listEvents handles GET /v1/events (replay).
 func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
@@ -339,7 +351,11 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 	if err != nil || limit < 1 || limit > 1000 {
 		errs = append(errs, FieldError{Field: "limit", Message: "must be an integer from 1 to 1000"})
 	}
-	filter, err := store.ParseFilter(typePatterns(q))
+	pats := typePatterns(q)
+	if tooManyPatterns(w, "type", pats) {
+		return
+	}
+	filter, err := store.ParseFilter(pats)
 	if err != nil {
 		errs = append(errs, FieldError{Field: "type", Message: err.Error()})
 	}

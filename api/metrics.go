@@ -65,7 +65,22 @@ func newHTTPMetrics(reg prometheus.Registerer, log store.Log, capacity func() in
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "eventgate_buffer_capacity_events", Help: "Events the log holds at most (--buffer-size)."},
 			func() float64 { return float64(capacity()) }),
 	)
+	if b, ok := log.(byteBudget); ok {
+		reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "eventgate_buffer_bytes", Help: "Bytes the events held in the log count for (JSON, id, type, source and a fixed overhead each)."},
+				func() float64 { return float64(b.HeldBytes()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "eventgate_buffer_capacity_bytes", Help: "Bytes the log holds at most (--buffer-bytes)."},
+				func() float64 { return float64(b.MaxBytes()) }),
+		)
+	}
 	return m
+}
+
+// byteBudget is a log that holds its events within a budget of bytes and
+// says how much of it is used (store.Ring).
+type byteBudget interface {
+	HeldBytes() int64
+	MaxBytes() int64
 }
 
 func (m *httpMetrics) ingested(accepted, dups int, d time.Duration) {

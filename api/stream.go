@@ -31,7 +31,11 @@ func (s *Server) streamRoutes(r chi.Router) {
 func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	errs := unknownParams(q, streamParams)
-	filter, err := store.ParseFilter(typePatterns(q))
+	pats := typePatterns(q)
+	if tooManyPatterns(w, "types", pats) {
+		return
+	}
+	filter, err := store.ParseFilter(pats)
 	if err != nil {
 		errs = append(errs, FieldError{Field: "types", Message: err.Error()})
 	}
@@ -131,36 +135,35 @@ type wsSink struct {
 	ce   *ceCache // nil: NDJSON
 }
 
-// msgBufs holds message buffers shared by all clients: a client holds one
-// only while writing, so an idle connection costs no buffer memory.
-var msgBufs = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
-
-// maxPooledBuf keeps rare huge messages from pinning memory in the pool.
-const maxPooledBuf = 1 << 20
-
-// Send implements gateway.Sink.
+// Send implements gateway.Sink: one text message. Events' JSON is written
+// from the shared record bytes (see msgPieces): a message larger than the
+// pieces buffer spans WebSocket frames (Conn.Writer).
 func (k *wsSink) Send(ctx context.Context, meta []gateway.Meta, recs []store.Record) (int, error) {
 	if k.ce != nil {
 		return k.sendCloudEvents(ctx, meta, recs)
 	}
-	bp := msgBufs.Get().(*[]byte)
-	buf := (*bp)[:0]
-	for _, m := range meta {
-		buf = append(m.AppendJSON(buf), '\n')
+	var mw io.WriteCloser
+	m := newMsgPieces(func() (io.Writer, error) {
+		var err error
+		mw, err = k.conn.Writer(ctx, websocket.MessageText)
+		return mw, err
+	})
+	for _, x := range meta {
+		m.appendPiece(func(b []byte) []byte { return append(x.AppendJSON(b), '\n') })
 	}
 	for i := range recs {
-		buf = append(append(buf, recs[i].JSON...), '\n')
+		m.write(recs[i].JSON)
+		m.write(newline)
 	}
-	err := k.conn.Write(ctx, websocket.MessageText, buf)
-	if cap(buf) <= maxPooledBuf {
-		*bp = buf[:0]
-		msgBufs.Put(bp)
-	}
+	err := m.finish(func(b []byte) error { return k.conn.Write(ctx, websocket.MessageText, b) },
+		func() error { return mw.Close() })
 	if err != nil {
 		return 0, err
 	}
 	return 1, nil
 }
+
+var newline, sseEnd = []byte("\n"), []byte("\n\n")
 
 func (k *wsSink) sendCloudEvents(ctx context.Context, meta []gateway.Meta, recs []store.Record) (int, error) {
 	n := 0
@@ -225,36 +228,36 @@ type sseSink struct {
 	rc *http.ResponseController
 }
 
-// Send implements gateway.Sink.
+// Send implements gateway.Sink: the events' JSON is written from the
+// shared record bytes (see msgPieces).
 func (k *sseSink) Send(ctx context.Context, meta []gateway.Meta, recs []store.Record) (int, error) {
-	bp := msgBufs.Get().(*[]byte)
-	buf := (*bp)[:0]
-	for _, m := range meta {
-		buf = append(buf, "event: "...)
-		buf = append(buf, m.Kind.String()...)
-		buf = append(buf, "\ndata: "...)
-		buf = append(m.AppendJSON(buf), "\n\n"...)
-	}
-	for i := range recs {
-		buf = append(buf, "id: "...)
-		buf = strconv.AppendUint(buf, recs[i].Seq, 10)
-		buf = append(buf, "\ndata: "...)
-		buf = append(append(buf, recs[i].JSON...), "\n\n"...)
-	}
-	err := k.write(ctx, buf)
-	if cap(buf) <= maxPooledBuf {
-		*bp = buf[:0]
-		msgBufs.Put(bp)
-	}
+	err := k.write(ctx, func(w io.Writer) error {
+		m := newMsgPieces(func() (io.Writer, error) { return w, nil })
+		for _, x := range meta {
+			m.appendPiece(func(b []byte) []byte {
+				b = append(b, "event: "...)
+				b = append(b, x.Kind.String()...)
+				b = append(b, "\ndata: "...)
+				return append(x.AppendJSON(b), "\n\n"...)
+			})
+		}
+		for i := range recs {
+			b := append(m.room(len("id: \ndata: 18446744073709551615")), "id: "...)
+			m.buf = append(strconv.AppendUint(b, recs[i].Seq, 10), "\ndata: "...)
+			m.write(recs[i].JSON)
+			m.write(sseEnd)
+		}
+		return m.finish(nil, nil)
+	})
 	if err != nil {
 		return 0, err
 	}
 	return 1, nil
 }
 
-// write writes and flushes b within ctx: its deadline becomes the write
-// deadline, and its end aborts a write in progress.
-func (k *sseSink) write(ctx context.Context, b []byte) error {
+// write runs put on the response and flushes it, within ctx: its deadline
+// becomes the write deadline, and its end aborts a write in progress.
+func (k *sseSink) write(ctx context.Context, put func(io.Writer) error) error {
 	deadline, _ := ctx.Deadline()
 	if err := k.rc.SetWriteDeadline(deadline); err != nil {
 		return err
@@ -264,7 +267,7 @@ func (k *sseSink) write(ctx context.Context, b []byte) error {
 		_ = k.rc.SetWriteDeadline(time.Now())
 		close(aborted)
 	})
-	_, err := k.w.Write(b)
+	err := put(k.w)
 	if err == nil {
 		err = k.rc.Flush()
 	}
@@ -277,9 +280,16 @@ func (k *sseSink) write(ctx context.Context, b []byte) error {
 	return err
 }
 
+// writeBytes is write for one piece.
+func (k *sseSink) writeBytes(ctx context.Context, b []byte) error {
+	return k.write(ctx, func(w io.Writer) error { _, err := w.Write(b); return err })
+}
+
 // Ping implements gateway.Sink with a comment line: a dead peer makes the
 // write fail.
-func (k *sseSink) Ping(ctx context.Context) error { return k.write(ctx, []byte(": keep-alive\n\n")) }
+func (k *sseSink) Ping(ctx context.Context) error {
+	return k.writeBytes(ctx, []byte(": keep-alive\n\n"))
+}
 
 // Close implements gateway.Sink: SSE has no close frame, the response
 // simply ends; a comment says why, for people reading the stream.
@@ -289,7 +299,7 @@ func (k *sseSink) Close(why gateway.CloseReason, detail string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	_ = k.write(ctx, []byte(": "+detail+"\n\n"))
+	_ = k.writeBytes(ctx, []byte(": "+detail+"\n\n"))
 }
 
 // headerHasToken reports whether the comma-separated header name holds

@@ -13,14 +13,15 @@ import (
 
 // Hub defaults for zero HubConfig fields.
 const (
-	DefaultStreamQueue     = 10000
-	DefaultPingInterval    = 30 * time.Second
-	DefaultPongTimeout     = 10 * time.Second
-	DefaultWriteTimeout    = 10 * time.Second
-	DefaultMaxBatch        = 256
-	DefaultMaxMessageBytes = 64 << 10
-	DefaultLinger          = 5 * time.Millisecond
-	DefaultMaxClients      = 10000
+	DefaultStreamQueue      = 10000
+	DefaultStreamQueueBytes = 16 << 20
+	DefaultPingInterval     = 30 * time.Second
+	DefaultPongTimeout      = 10 * time.Second
+	DefaultWriteTimeout     = 10 * time.Second
+	DefaultMaxBatch         = 256
+	DefaultMaxMessageBytes  = 64 << 10
+	DefaultLinger           = 5 * time.Millisecond
+	DefaultMaxClients       = 10000
 )
 
 // ErrHubClosed is returned by Hub.Open once the hub is shutting down.
@@ -31,7 +32,8 @@ var ErrHubClosed = errors.New("stream hub is shutting down")
 var ErrHubFull = errors.New("stream hub is full")
 
 // ErrSlowConsumer is returned by Stream.Serve when the client fell more than
-// HubConfig.Queue events behind and was cut off.
+// HubConfig.Queue events or HubConfig.QueueBytes bytes behind and was cut
+// off.
 var ErrSlowConsumer = errors.New("slow consumer")
 
 // HubConfig configures a Hub; zero fields mean the documented defaults.
@@ -40,6 +42,12 @@ type HubConfig struct {
 	// (--stream-queue, default DefaultStreamQueue). See Stream.Serve for
 	// how lag is counted.
 	Queue int
+	// QueueBytes is how many bytes of events a client may lag before it
+	// is cut off (--stream-queue-bytes, default DefaultStreamQueueBytes),
+	// counted as the log counts its byte budget. It applies when the log
+	// can count the bytes of a range of seqs (store.Ring's Bytes); on
+	// other logs only Queue bounds a client.
+	QueueBytes int64
 	// PingInterval is how long a client may stay idle before the hub checks
 	// that it is alive (Sink.Ping); default DefaultPingInterval.
 	PingInterval time.Duration
@@ -95,6 +103,7 @@ type Drop struct {
 // them, and Run returns only after every one has ended.
 type Hub struct {
 	log     store.Log
+	sized   sizedLog // log, when it counts bytes; else nil
 	cfg     HubConfig
 	metrics *hubMetrics
 
@@ -115,6 +124,9 @@ type Hub struct {
 func NewHub(log store.Log, cfg HubConfig) *Hub {
 	if cfg.Queue <= 0 {
 		cfg.Queue = DefaultStreamQueue
+	}
+	if cfg.QueueBytes <= 0 {
+		cfg.QueueBytes = DefaultStreamQueueBytes
 	}
 	if cfg.PingInterval <= 0 {
 		cfg.PingInterval = DefaultPingInterval
@@ -141,8 +153,10 @@ func NewHub(log store.Log, cfg HubConfig) *Hub {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	force, cancel := context.WithCancel(context.Background())
+	sized, _ := log.(sizedLog)
 	return &Hub{
 		log:         log,
+		sized:       sized,
 		cfg:         cfg,
 		metrics:     newHubMetrics(cfg.Registerer),
 		closing:     make(chan struct{}),
@@ -256,6 +270,21 @@ func (h *Hub) goneReason() string {
 		return "forced"
 	}
 	return "gone"
+}
+
+// sizedLog is a log that counts what a range of its records holds in bytes,
+// as store.Ring does: Bytes reports it for after < seq <= through.
+type sizedLog interface {
+	Bytes(after, through uint64) int64
+}
+
+// lagBytes is what the events after cursor up to newest hold, in bytes;
+// 0 when the log does not count bytes.
+func (h *Hub) lagBytes(cursor, newest uint64) int64 {
+	if h.sized == nil || newest <= cursor {
+		return 0
+	}
+	return h.sized.Bytes(cursor, newest)
 }
 
 func satSub(a, b uint64) uint64 {

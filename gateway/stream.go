@@ -90,8 +90,10 @@ func (s *Stream) Release() {
 //
 // So a client resuming from far back may replay the whole buffer at its own
 // pace, and only what arrives while it is connected counts against
-// HubConfig.Queue. When lag passes Queue (checked before every send) the
-// client is closed with CloseSlow and a reason naming its cursor: every
+// HubConfig.Queue. The same lag counted in bytes (what those events hold,
+// when the log counts bytes) is bounded by HubConfig.QueueBytes. When lag
+// passes either bound (checked before every send) the client is closed
+// with CloseSlow and a reason naming its cursor: every
 // matching event up to that seq was sent, so it can resume with after=seq.
 // A client whose socket is full is noticed when its blocked write finishes
 // or times out (HubConfig.WriteTimeout).
@@ -255,7 +257,11 @@ func (s *Stream) sendReady(ctx context.Context, sink Sink) (done bool, _ error) 
 		lag := satSub(newest, max(next, s.start))
 		if lag > uint64(h.cfg.Queue) {
 			putBatch()
-			return true, s.cutSlow(sink, lag)
+			return true, s.cutSlow(sink, lag, 0)
+		}
+		if lb := h.lagBytes(max(next, s.start), newest); lb > h.cfg.QueueBytes {
+			putBatch()
+			return true, s.cutSlow(sink, lag, lb)
 		}
 
 		if len(s.meta) > 0 || len(recs) > 0 {
@@ -274,8 +280,12 @@ func (s *Stream) sendReady(ctx context.Context, sink Sink) (done bool, _ error) 
 				if s.flushing {
 					newest = min(newest, s.flushTo) // what came after is not behind
 				}
-				if lag := satSub(newest, max(s.cursor, s.start)); errors.Is(err, context.DeadlineExceeded) && lag > uint64(h.cfg.Queue) {
-					return true, s.cutSlow(sink, lag)
+				if errors.Is(err, context.DeadlineExceeded) {
+					base := max(s.cursor, s.start)
+					lag := satSub(newest, base)
+					if lb := h.lagBytes(base, newest); lag > uint64(h.cfg.Queue) || lb > h.cfg.QueueBytes {
+						return true, s.cutSlow(sink, lag, lb)
+					}
 				}
 				return true, s.end(sink, CloseAbort, "write_error", fmt.Errorf("send: %w", err), "")
 			}
@@ -315,12 +325,13 @@ func (s *Stream) ping(ctx context.Context, sink Sink) error {
 	return s.end(sink, CloseAbort, "ping_timeout", fmt.Errorf("ping: %w", err), "")
 }
 
-// cutSlow ends a client that fell more than Queue behind.
-func (s *Stream) cutSlow(sink Sink, lag uint64) error {
+// cutSlow ends a client that fell more than Queue events (lag) or
+// QueueBytes bytes (lagBytes, when known) behind.
+func (s *Stream) cutSlow(sink Sink, lag uint64, lagBytes int64) error {
 	h := s.h
 	s.m.slow.Inc()
 	h.cfg.Logger.Warn("slow stream client cut off", "transport", s.sub.Transport, "remote", s.sub.Remote,
-		"last_seq", s.cursor, "lag", lag, "queue", h.cfg.Queue)
+		"last_seq", s.cursor, "lag", lag, "queue", h.cfg.Queue, "lag_bytes", lagBytes, "queue_bytes", h.cfg.QueueBytes)
 	// Recorded before the close, whose handshake may wait seconds for a
 	// peer that is not reading.
 	if h.cfg.OnDrop != nil {

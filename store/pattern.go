@@ -157,6 +157,20 @@ func (f Filter) Match(t string) bool {
 	return false
 }
 
+// cost is about how many segment comparisons f.Match makes at most per
+// event (at least 1).
+func (f Filter) cost() int {
+	c := 1
+	for _, p := range f {
+		if p.exact {
+			c++
+		} else {
+			c += len(p.segments)
+		}
+	}
+	return c
+}
+
 // Strings returns the patterns as written (">" for the nil Filter).
 func (f Filter) Strings() []string {
 	if f == nil {
@@ -168,3 +182,8 @@ func (f Filter) Strings() []string {
 	}
 	return out
 }
+
+// MaxFilterPatterns is the most patterns one filter may have: a webhook's
+// types, a replay's type=, a stream's types=. Each pattern costs every
+// event a reader examines a test, so the API refuses more.
+const MaxFilterPatterns = 100

@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -75,6 +76,12 @@ type Config struct {
 	// MaxMsgs is the log's capacity: the oldest events are dropped past
 	// it. Default DefaultMaxMsgs.
 	MaxMsgs int64
+	// MaxBytes is the log's capacity in bytes (--buffer-bytes): the
+	// stream's MaxBytes, past which the oldest events are dropped, and
+	// its MaxMsgSize, so that one event larger than the whole budget is
+	// refused (ErrEventTooLarge) instead of pushing every event out.
+	// 0: no limit.
+	MaxBytes int64
 	// MaxAge drops events older than it (--retention); 0 keeps them until
 	// MaxMsgs pushes them out.
 	MaxAge time.Duration
@@ -227,6 +234,10 @@ func (l *Log) open(ctx context.Context) error {
 	if l.cfg.Memory {
 		storage = jetstream.MemoryStorage
 	}
+	maxBytes := int64(-1) // none
+	if l.cfg.MaxBytes > 0 {
+		maxBytes = l.cfg.MaxBytes
+	}
 	s, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:               l.cfg.Stream,
 		Description:        "eventgate events",
@@ -234,6 +245,8 @@ func (l *Log) open(ctx context.Context) error {
 		Retention:          jetstream.LimitsPolicy,
 		Discard:            jetstream.DiscardOld,
 		MaxMsgs:            l.cfg.MaxMsgs,
+		MaxBytes:           maxBytes,
+		MaxMsgSize:         int32(min(maxBytes, math.MaxInt32)),
 		MaxAge:             l.cfg.MaxAge,
 		Duplicates:         l.cfg.DuplicateWindow,
 		Storage:            storage,
