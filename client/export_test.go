@@ -1,0 +1,4 @@
+package client
+
+// ParseRetryAfter exposes parseRetryAfter to the table test.
+var ParseRetryAfter = parseRetryAfter
