@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -50,8 +51,11 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	sse := !ws && acceptsEventStream(r.Header)
 	if id := r.Header.Get("Last-Event-ID"); sse && id != "" {
 		sub.Resume = true
-		if sub.After, err = strconv.ParseUint(strings.TrimSpace(id), 10, 64); err != nil {
-			errs = append(errs, FieldError{Field: "Last-Event-ID", Message: "must be a non-negative integer (an event's seq)"})
+		var epoch string
+		if epoch, sub.After, err = parseEventID(id); err != nil {
+			errs = append(errs, FieldError{Field: "Last-Event-ID", Message: "must be an event id this stream sent (<epoch>-<seq>) or a seq"})
+		} else if epoch != "" {
+			sub.Epoch = epoch
 		}
 	}
 	if errs != nil {
@@ -67,6 +71,10 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		sub.Transport = "websocket"
 	}
 	st, err := s.cfg.Hub.Open(sub)
+	if sse && (errors.Is(err, gateway.ErrHubClosed) || errors.Is(err, gateway.ErrHubFull)) {
+		sseRetryLater(w)
+		return
+	}
 	if err != nil {
 		s.Error(w, r, "open stream", err)
 		return
@@ -221,11 +229,43 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, st *gateway.St
 	s.cfg.Logger.Debug("sse stream ended", "remote", r.RemoteAddr, "err", err)
 }
 
+// sseRetryAfter is the reconnection delay an SSE client is told when the
+// gateway cannot serve it now (shutting down, or full).
+const sseRetryAfter = 3 * time.Second
+
+// sseRetryLater answers an SSE request the gateway cannot serve now so
+// that EventSource tries again: by its spec any status but 200 ends it
+// for good, so this is a 200 event stream holding only a retry: delay,
+// and it ends at once (clients resume with Last-Event-ID as usual).
+func sseRetryLater(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	_, _ = fmt.Fprintf(w, ": the gateway cannot serve this stream now; reconnect\nretry: %d\n\n", sseRetryAfter.Milliseconds())
+}
+
+// parseEventID reads a Last-Event-ID: "<epoch>-<seq>" as the stream sends
+// them (the epoch itself may hold '-'), or a bare seq.
+func parseEventID(id string) (epoch string, seq uint64, err error) {
+	id = strings.TrimSpace(id)
+	if i := strings.LastIndexByte(id, '-'); i >= 0 {
+		epoch, id = id[:i], id[i+1:]
+		if epoch == "" {
+			return "", 0, errors.New("empty epoch")
+		}
+	}
+	seq, err = strconv.ParseUint(id, 10, 64)
+	return epoch, seq, err
+}
+
 // sseSink writes a stream as Server-Sent Events: one SSE message per event
-// (id: seq), all that is ready in one write and flush.
+// (id: <epoch>-<seq>, so that a resume into another log gets a reset),
+// all that is ready in one write and flush.
 type sseSink struct {
-	w  http.ResponseWriter
-	rc *http.ResponseController
+	w     http.ResponseWriter
+	rc    *http.ResponseController
+	epoch string // the log's, from the hello (or reset) line
 }
 
 // Send implements gateway.Sink: the events' JSON is written from the
@@ -234,6 +274,9 @@ func (k *sseSink) Send(ctx context.Context, meta []gateway.Meta, recs []store.Re
 	err := k.write(ctx, func(w io.Writer) error {
 		m := newMsgPieces(func() (io.Writer, error) { return w, nil })
 		for _, x := range meta {
+			if x.Kind == gateway.MetaHello || x.Kind == gateway.MetaReset {
+				k.epoch = x.Bounds.Epoch
+			}
 			m.appendPiece(func(b []byte) []byte {
 				b = append(b, "event: "...)
 				b = append(b, x.Kind.String()...)
@@ -242,7 +285,10 @@ func (k *sseSink) Send(ctx context.Context, meta []gateway.Meta, recs []store.Re
 			})
 		}
 		for i := range recs {
-			b := append(m.room(len("id: \ndata: 18446744073709551615")), "id: "...)
+			b := append(m.room(len("id: -\ndata: 18446744073709551615")+len(k.epoch)), "id: "...)
+			if k.epoch != "" {
+				b = append(append(b, k.epoch...), '-')
+			}
 			m.buf = append(strconv.AppendUint(b, recs[i].Seq, 10), "\ndata: "...)
 			m.write(recs[i].JSON)
 			m.write(sseEnd)

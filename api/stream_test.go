@@ -189,6 +189,7 @@ func TestStreamSSEResumeWithLastEventID(t *testing.T) {
 	if err != nil || m.Event != "hello" || m.ID != "" || !strings.HasPrefix(m.Data, `{"hello":{`) {
 		t.Fatalf("first message %+v, %v; want event: hello", m, err)
 	}
+	epoch := g.Ring.Bounds().Epoch
 	g.publishN(t, "a.c", 5, "")
 	for want := uint64(16); want <= 25; want++ {
 		m, err := s.next()
@@ -196,8 +197,8 @@ func TestStreamSSEResumeWithLastEventID(t *testing.T) {
 			t.Fatal(err)
 		}
 		var e struct{ Seq uint64 }
-		if m.Event != "" || m.ID != itoa(want) || json.Unmarshal([]byte(m.Data), &e) != nil || e.Seq != want {
-			t.Fatalf("message %+v, want id %d", m, want)
+		if m.Event != "" || m.ID != epoch+"-"+itoa(want) || json.Unmarshal([]byte(m.Data), &e) != nil || e.Seq != want {
+			t.Fatalf("message %+v, want id %s-%d", m, epoch, want)
 		}
 	}
 	if got := g.metric(t, "eventgate_stream_clients", "transport", "sse"); got != 1 {
@@ -216,8 +217,8 @@ func TestStreamSSEGapAndShutdown(t *testing.T) {
 		t.Fatalf("%+v, want the gap 6..20", m)
 	}
 	for want := 21; want <= 30; want++ {
-		if m, err := s.next(); err != nil || m.ID != fmt.Sprint(want) {
-			t.Fatalf("%+v, %v; want id %d", m, err, want)
+		if m, err := s.next(); err != nil || m.ID != fmt.Sprint(g.Ring.Bounds().Epoch, "-", want) {
+			t.Fatalf("%+v, %v; want id <epoch>-%d", m, err, want)
 		}
 	}
 	shutdown(t, g)
@@ -700,4 +701,48 @@ func TestStreamCapRefusesWith503(t *testing.T) {
 	if got := g.metric(t, "eventgate_stream_refused_total"); got != 1 {
 		t.Fatalf("refused = %v, want 1", got)
 	}
+}
+
+// TestStreamSSEIDsCarryTheEpoch: a Last-Event-ID from another log (the
+// ring restarted: new epoch, seqs from 1 again) gets a reset, not a silent
+// skip; one from this log resumes after its seq; a bare seq still works.
+func TestStreamSSEIDsCarryTheEpoch(t *testing.T) {
+	g := startGateway(t)
+	g.publishN(t, "a.b", 8, "")
+	epoch := g.Ring.Bounds().Epoch
+
+	s := g.openSSE(t, "/v1/stream", "Last-Event-ID", "an-earlier-epoch-5")
+	if m, _ := s.next(); m.Event != "hello" {
+		t.Fatalf("%+v, want hello", m)
+	}
+	if m, err := s.next(); err != nil || m.Event != "reset" {
+		t.Fatalf("%+v, %v; want a reset for an id of another log", m, err)
+	}
+
+	s = g.openSSE(t, "/v1/stream", "Last-Event-ID", epoch+"-5")
+	if m, _ := s.next(); m.Event != "hello" {
+		t.Fatalf("%+v, want hello", m)
+	}
+	if m, err := s.next(); err != nil || m.ID != epoch+"-6" {
+		t.Fatalf("%+v, %v; want id %s-6 next", m, err, epoch)
+	}
+	s = g.openSSE(t, "/v1/stream", "Last-Event-ID", "7")
+	s.next() // hello
+	if m, err := s.next(); err != nil || m.ID != epoch+"-8" {
+		t.Fatalf("%+v, %v; want id %s-8 after a bare 7", m, err, epoch)
+	}
+}
+
+// TestStreamSSEDuringShutdownSaysRetry: an SSE request that comes while
+// the gateway shuts down gets a 200 event stream with a retry: hint that
+// ends at once, never a status that makes EventSource give up.
+func TestStreamSSEDuringShutdownSaysRetry(t *testing.T) {
+	g := startGateway(t)
+	shutdown(t, g)
+	resp, body := g.do(t, http.MethodGet, "/v1/stream", "", nil, "Accept", "text/event-stream")
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" || !strings.Contains(string(body), "retry: 3000") {
+		t.Fatalf("SSE during shutdown = %d %s %q", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+	resp, body = g.do(t, http.MethodGet, "/v1/stream", "", nil)
+	wantProblem(t, resp, body, http.StatusBadRequest, "bad-request") // neither WebSocket nor SSE: still a plain answer
 }
