@@ -219,16 +219,14 @@ func redactedCmdline(args []string) http.HandlerFunc {
 // redactArgs returns args with the value of every secret flag (one whose
 // name holds key, token, secret, password or creds, such as --api-key)
 // replaced by REDACTED, in both the --flag=value and the --flag value
-// forms. args[0] is the program.
+// forms, wherever they stand (after a "--" too: redacting too much is
+// harmless). args[0] is the program.
 func redactArgs(args []string) []string {
 	out := make([]string, len(args))
 	copy(out, args)
 	for i := 1; i < len(out); i++ {
 		a := out[i]
-		if a == "--" || !strings.HasPrefix(a, "-") {
-			if a == "--" {
-				break
-			}
+		if !strings.HasPrefix(a, "-") {
 			continue
 		}
 		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
