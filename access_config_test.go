@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -31,6 +32,24 @@ func TestAccessFlagsAndTheirEnvTwins(t *testing.T) {
 	for _, bad := range [][]string{{"--ingest-burst", "-1"}, {"--allowed-hosts", "http://x.example/"}, {"--allowed-hosts", "user@x.example"}} {
 		if _, err := parseConfig(bad, env(), io.Discard); err == nil {
 			t.Errorf("%v accepted", bad)
+		}
+	}
+}
+
+// run tells the API where it listens: on the default loopback address a
+// rebinding Host is refused, and --allowed-hosts adds names.
+func TestRunRefusesForeignHostsOnLoopback(t *testing.T) {
+	base, _, _ := startRun(t, "--allowed-hosts", "gw.example.com")
+	for host, want := range map[string]int{"rebind.attacker.example": 421, "gw.example.com": 200, "localhost:1": 200, strings.TrimPrefix(base, "http://"): 200} {
+		req, _ := http.NewRequest(http.MethodGet, base+"/v1/events", nil)
+		req.Host = host
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Host %s: %d, want %d", host, resp.StatusCode, want)
 		}
 	}
 }

@@ -61,12 +61,19 @@ func TestHostGuardRefusesRebindingOnLoopback(t *testing.T) {
 }
 
 func TestHostGuardElsewhere(t *testing.T) {
-	open := startGateway(t, func(o *options) { o.API.Addr = "0.0.0.0:8080" })
-	resp, body := open.doHost(t, "gw.example.net", http.MethodGet, "/v1/events", "", nil)
-	wantStatus(t, resp, body, http.StatusOK) // no --allowed-hosts: any host
+	for _, addr := range []string{"0.0.0.0:8080", ":8080", "[::]:80", "192.0.2.1:80", ""} {
+		open := startGateway(t, func(o *options) { o.API.Addr = addr })
+		resp, body := open.doHost(t, "gw.example.net", http.MethodGet, "/v1/events", "", nil)
+		wantStatus(t, resp, body, http.StatusOK) // no --allowed-hosts: any host
+	}
+	for _, addr := range []string{"localhost:8080", "[::1]:8080", "127.0.0.2:1"} {
+		lo := startGateway(t, func(o *options) { o.API.Addr = addr })
+		resp, body := lo.doHost(t, "gw.example.net", http.MethodGet, "/v1/events", "", nil)
+		wantProblem(t, resp, body, http.StatusMisdirectedRequest, "misdirected-request")
+	}
 
 	listed := startGateway(t, func(o *options) { o.API.Addr = ":8080"; o.API.AllowedHosts = []string{"gw.example.net"} })
-	resp, body = listed.doHost(t, "gw.example.net:443", http.MethodGet, "/v1/events", "", nil)
+	resp, body := listed.doHost(t, "gw.example.net:443", http.MethodGet, "/v1/events", "", nil)
 	wantStatus(t, resp, body, http.StatusOK)
 	resp, body = listed.doHost(t, "localhost:8080", http.MethodGet, "/v1/events", "", nil)
 	wantStatus(t, resp, body, http.StatusOK)
@@ -189,7 +196,7 @@ func TestIngestLimiterBucketsAreBounded(t *testing.T) {
 
 // Every answer carries the security headers; the dashboard its CSP.
 func TestSecurityHeadersAndHead(t *testing.T) {
-	g := startGateway(t)
+	g := startGateway(t, func(o *options) { o.API.Addr = "127.0.0.1:0" })
 	check := func(what string, h http.Header) {
 		t.Helper()
 		for k, v := range map[string]string{"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"} {

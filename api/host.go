@@ -32,11 +32,11 @@ func newHostGuard(addr string, allowed []string) hostGuard {
 	return g
 }
 
-// listensOnLoopback reports whether addr (an --addr value; empty means the
-// default, 127.0.0.1:8080) binds loopback only.
+// listensOnLoopback reports whether addr (an --addr value) binds loopback
+// only. Empty means unknown, and so not loopback.
 func listensOnLoopback(addr string) bool {
 	if addr == "" {
-		return true
+		return false
 	}
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {

@@ -57,10 +57,11 @@ type Config struct {
 	// IngestClients bounds the clients whose rate-limit state is kept,
 	// least recently used dropped first (default DefaultIngestClients).
 	IngestClients int
-	// Addr is the address the gateway listens on (empty: loopback). On
-	// loopback only loopback host names and AllowedHosts are accepted as
-	// the Host of a request; elsewhere any Host is, unless AllowedHosts
-	// is set. Other hosts get 421 (a DNS-rebinding guard).
+	// Addr is the address the gateway listens on, as --addr. On loopback
+	// only loopback host names and AllowedHosts are accepted as the Host
+	// of a request; elsewhere, or when Addr is empty (unknown), any Host
+	// is, unless AllowedHosts is set. Other hosts get 421 (a DNS-rebinding
+	// guard). main always sets it.
 	Addr string
 	// AllowedHosts are host names (no port) accepted as Host besides
 	// localhost and the loopback addresses.
