@@ -41,6 +41,8 @@ type config struct {
 	MaxWebhooks         int
 	ReadHeaderTimeout   time.Duration
 	IngestRate          int
+	IngestBurst         int
+	AllowedHosts        []string
 	ShutdownTimeout     time.Duration
 	Store               string
 	NATSURL             string
@@ -71,6 +73,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	bufferBytes := byteSize(256 << 20)
 	streamQueueBytes := byteSize(16 << 20)
 	keys := listFlag{}
+	hosts := listFlag{}
 	envs := map[string]string{} // flag name -> env var
 
 	def := func(name, env string) { envs[name] = env }
@@ -116,6 +119,10 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	def("max-webhooks", "GATEWAY_MAX_WEBHOOKS")
 	fs.IntVar(&c.IngestRate, "ingest-rate", 0, "events per second per API key (per client IP when open) on POST /v1/events, a batch counting as its events; 0 = no limit")
 	def("ingest-rate", "GATEWAY_INGEST_RATE")
+	fs.IntVar(&c.IngestBurst, "ingest-burst", 0, "events a client may send at once under --ingest-rate, so the largest batch it may post (default: --ingest-rate)")
+	def("ingest-burst", "GATEWAY_INGEST_BURST")
+	fs.Var(&hosts, "allowed-hosts", "comma-separated `hosts` accepted in the Host header besides localhost and loopback addresses (on a loopback --addr nothing else is; elsewhere, when set, only these are)")
+	def("allowed-hosts", "GATEWAY_ALLOWED_HOSTS")
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "time a client has to send its request headers (slow clients are cut off)")
 	def("read-header-timeout", "GATEWAY_READ_HEADER_TIMEOUT")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "drain time on SIGTERM/SIGINT")
@@ -175,14 +182,17 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		if set[name] || v == "" {
 			continue
 		}
-		if name == "api-key" {
+		switch name {
+		case "api-key":
 			keys = nil // the env var is a comma-separated list
+		case "allowed-hosts":
+			hosts = nil
 		}
 		if err := fs.Set(name, v); err != nil {
 			return c, fmt.Errorf("%s=%q: %w", env, v, err)
 		}
 	}
-	c.APIKeys, c.MaxBody = keys, int64(maxBody)
+	c.APIKeys, c.MaxBody, c.AllowedHosts = keys, int64(maxBody), hosts
 	c.BufferBytes, c.StreamQueueBytes = int64(bufferBytes), int64(streamQueueBytes)
 	if !set["max-batch"] && getenv(envs["max-batch"]) == "" {
 		c.MaxBatch = min(c.MaxBatch, c.BufferSize) // a small buffer caps the default
@@ -219,8 +229,13 @@ func (c config) check() error {
 	if !validOrigin(c.WebhookOrigin) {
 		errs = append(errs, errors.New("--webhook-origin must be a host name: at most 253 printable characters, no spaces"))
 	}
-	if c.IngestRate < 0 {
-		errs = append(errs, errors.New("--ingest-rate must be 0 (off) or positive"))
+	if c.IngestRate < 0 || c.IngestBurst < 0 {
+		errs = append(errs, errors.New("--ingest-rate and --ingest-burst must be 0 (off, or: as the rate) or positive"))
+	}
+	for _, h := range c.AllowedHosts {
+		if !validOrigin(h) || strings.ContainsAny(h, "/@?#") {
+			errs = append(errs, fmt.Errorf("--allowed-hosts: %q is not a host name", h))
+		}
 	}
 	if c.DeliveryTimeout <= 0 || c.ShutdownTimeout <= 0 || c.DisableAfter <= 0 || c.ReadHeaderTimeout <= 0 {
 		errs = append(errs, errors.New("--delivery-timeout, --shutdown-timeout, --disable-after and --read-header-timeout must be positive"))

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/eventgate/eventgate/api"
@@ -68,18 +70,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		Webhooks:            ring.webhooks,
 	})
 	srv := api.New(api.Config{
-		Publisher:   pub,
-		Hub:         hub,
-		Dispatcher:  disp,
-		Capacity:    ring.capacity,
-		Ready:       ring.ready,
-		Keys:        cfg.APIKeys,
-		MaxBody:     cfg.MaxBody,
-		MaxBatch:    cfg.MaxBatch,
-		MaxInflight: cfg.MaxInflight,
-		IngestRate:  cfg.IngestRate,
-		Logger:      logger,
-		Registry:    reg,
+		Publisher:    pub,
+		Hub:          hub,
+		Dispatcher:   disp,
+		Capacity:     ring.capacity,
+		Ready:        ring.ready,
+		Keys:         cfg.APIKeys,
+		MaxBody:      cfg.MaxBody,
+		MaxBatch:     cfg.MaxBatch,
+		MaxInflight:  cfg.MaxInflight,
+		IngestRate:   cfg.IngestRate,
+		IngestBurst:  cfg.IngestBurst,
+		Addr:         cfg.Addr,
+		AllowedHosts: cfg.AllowedHosts,
+		Logger:       logger,
+		Registry:     reg,
 	})
 
 	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", cfg.Addr)
@@ -186,7 +191,7 @@ func startDebug(addr string, logger *slog.Logger) (stop func(), err error) {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/cmdline", redactedCmdline(os.Args))
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
@@ -200,4 +205,53 @@ func startDebug(addr string, logger *slog.Logger) (stop func(), err error) {
 	}()
 	logger.Info("pprof listening", "addr", ln.Addr().String())
 	return func() { _ = srv.Close(); <-done }, nil
+}
+
+// redactedCmdline serves what pprof.Cmdline does, the command line with
+// its arguments separated by NULs, but with the values of secret flags
+// replaced by REDACTED (see redactArgs).
+func redactedCmdline(args []string) http.HandlerFunc {
+	body := strings.Join(redactArgs(args), "\x00")
+	return func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, body)
+	}
+}
+
+// redactArgs returns args with the value of every secret flag (one whose
+// name holds key, token, secret, password or creds, such as --api-key)
+// replaced by REDACTED, in both the --flag=value and the --flag value
+// forms, wherever they stand (after a "--" too: redacting too much is
+// harmless). args[0] is the program.
+func redactArgs(args []string) []string {
+	out := make([]string, len(args))
+	copy(out, args)
+	for i := 1; i < len(out); i++ {
+		a := out[i]
+		if !strings.HasPrefix(a, "-") {
+			continue
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !secretFlag(name) {
+			continue
+		}
+		if hasValue {
+			out[i] = a[:strings.Index(a, "=")+1] + "REDACTED"
+		} else if i+1 < len(out) {
+			out[i+1] = "REDACTED"
+			i++
+		}
+	}
+	return out
+}
+
+func secretFlag(name string) bool {
+	name = strings.ToLower(name)
+	for _, s := range []string{"key", "token", "secret", "password", "creds"} {
+		if strings.Contains(name, s) {
+			return true
+		}
+	}
+	return false
 }

@@ -1,9 +1,11 @@
 package api
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -22,21 +24,52 @@ func newKeyring(keys []string) keyring {
 
 func (k keyring) open() bool { return len(k.hashes) == 0 }
 
-// valid compares key with every configured key, taking the same time
-// whichever matches (hashing first makes lengths equal).
-func (k keyring) valid(key string) bool {
+// match compares key with every configured key, taking the same time
+// whichever matches (hashing first makes lengths equal). It returns the
+// index of the key that matched, or -1.
+func (k keyring) match(key string) int {
 	h := sha256.Sum256([]byte(key))
-	ok := 0
-	for _, want := range k.hashes {
-		ok |= subtle.ConstantTimeCompare(h[:], want[:])
+	found := -1
+	for i, want := range k.hashes {
+		eq := subtle.ConstantTimeCompare(h[:], want[:])
+		found = subtle.ConstantTimeSelect(eq, i, found)
 	}
-	return ok == 1
+	return found
+}
+
+// identityKey is the context key of the identity requireKey settled on.
+type identityKey struct{}
+
+// identity returns who the request is, for per-client limits: "key:<n>"
+// (the n-th configured API key) once requireKey accepted a key, otherwise
+// "ip:<host>" of the TCP peer. Never a value the client can vary at will:
+// not the raw Authorization header, nor X-Forwarded-For.
+func identity(r *http.Request) string {
+	if id, ok := r.Context().Value(identityKey{}).(string); ok {
+		return id
+	}
+	return "ip:" + clientIP(r)
+}
+
+// bearerToken returns the credentials of an `Authorization: Bearer <token>`
+// header. The scheme is case-insensitive (RFC 9110 §11.1) and any run of
+// spaces or tabs may separate it from the token, around which blanks are
+// trimmed.
+func bearerToken(h string) (string, bool) {
+	h = strings.TrimLeft(h, " \t")
+	i := strings.IndexAny(h, " \t")
+	if i < 0 || !strings.EqualFold(h[:i], "Bearer") {
+		return "", false
+	}
+	tok := strings.Trim(h[i:], " \t")
+	return tok, tok != ""
 }
 
 // requireKey is middleware demanding `Authorization: Bearer <key>` when keys
 // are configured. With allowQuery, the key may instead come as the
 // access_token query parameter (browsers cannot set WebSocket headers); it
 // is removed from the request's URL so that nothing downstream logs it.
+// An accepted request carries its identity (see identity).
 func (k keyring) requireKey(allowQuery bool) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -44,19 +77,23 @@ func (k keyring) requireKey(allowQuery bool) func(http.Handler) http.Handler {
 				next.ServeHTTP(w, r)
 				return
 			}
-			key, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			key, found := bearerToken(r.Header.Get("Authorization"))
 			if !found && allowQuery {
 				q := r.URL.Query()
 				key, found = q.Get("access_token"), q.Has("access_token")
 				q.Del("access_token")
 				r.URL.RawQuery = q.Encode()
 			}
-			if !found || !k.valid(strings.TrimSpace(key)) {
+			i := -1
+			if found {
+				i = k.match(strings.TrimSpace(key))
+			}
+			if i < 0 {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="eventgate"`)
 				fail(w, http.StatusUnauthorized, "a valid API key is required: Authorization: Bearer <key>")
 				return
 			}
-			next.ServeHTTP(w, r)
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, "key:"+strconv.Itoa(i))))
 		})
 	}
 }

@@ -31,6 +31,7 @@ var problemKinds = map[int][2]string{
 	http.StatusUnauthorized:          {"unauthorized", "Unauthorized"},
 	http.StatusNotFound:              {"not-found", "Not found"},
 	http.StatusMethodNotAllowed:      {"method-not-allowed", "Method not allowed"},
+	http.StatusMisdirectedRequest:    {"misdirected-request", "Misdirected request"},
 	http.StatusRequestEntityTooLarge: {"body-too-large", "Request body too large"},
 	http.StatusConflict:              {"conflict", "Conflict"},
 	http.StatusUnsupportedMediaType:  {"unsupported-media-type", "Unsupported media type"},

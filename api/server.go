@@ -48,9 +48,25 @@ type Config struct {
 	// comment (default DefaultTailHeartbeat).
 	TailHeartbeat time.Duration
 	// IngestRate limits POST /v1/events to this many events per second
-	// per API key (per client IP when open); 0 means no limit.
+	// per client (the API key auth accepted, or the TCP peer's address
+	// when the API is open); 0 means no limit.
 	IngestRate int
-	Logger     *slog.Logger
+	// IngestBurst is the most events a client may send at once, and so
+	// the largest batch it may post (default IngestRate).
+	IngestBurst int
+	// IngestClients bounds the clients whose rate-limit state is kept,
+	// least recently used dropped first (default DefaultIngestClients).
+	IngestClients int
+	// Addr is the address the gateway listens on, as --addr. On loopback
+	// only loopback host names and AllowedHosts are accepted as the Host
+	// of a request; elsewhere, or when Addr is empty (unknown), any Host
+	// is, unless AllowedHosts is set. Other hosts get 421 (a DNS-rebinding
+	// guard). main always sets it.
+	Addr string
+	// AllowedHosts are host names (no port) accepted as Host besides
+	// localhost and the loopback addresses.
+	AllowedHosts []string
+	Logger       *slog.Logger
 	// Registry receives the API's metrics and is served on /metrics
 	// (default: a new registry).
 	Registry *prometheus.Registry
@@ -66,6 +82,7 @@ type Server struct {
 	ce       *ceCache // CloudEvents conversions shared by stream clients
 	router   chi.Router
 	limiter  *ingestLimiter // nil when ingest is not rate limited
+	hosts    hostGuard
 }
 
 // New returns a Server for cfg. It panics when Publisher, Hub or
@@ -92,11 +109,18 @@ func New(cfg Config) *Server {
 	if cfg.Capacity == nil {
 		cfg.Capacity = func() int { return 0 }
 	}
+	if cfg.IngestBurst <= 0 {
+		cfg.IngestBurst = cfg.IngestRate
+	}
+	if cfg.IngestClients <= 0 {
+		cfg.IngestClients = DefaultIngestClients
+	}
 	s := &Server{cfg: cfg, validate: newValidator(), keys: newKeyring(cfg.Keys), ce: newCECache()}
 	s.metrics = newHTTPMetrics(cfg.Registry, cfg.Publisher.Log(), cfg.Capacity)
 	if cfg.IngestRate > 0 {
-		s.limiter = newIngestLimiter(cfg.IngestRate, cfg.MaxBatch, s.metrics.limited.WithLabelValues("rate"))
+		s.limiter = newIngestLimiter(cfg.IngestRate, cfg.IngestBurst, cfg.IngestClients, cfg.Registry, s.metrics.limited.WithLabelValues("rate"))
 	}
+	s.hosts = newHostGuard(cfg.Addr, cfg.AllowedHosts)
 	s.router = s.routes()
 	return s
 }
@@ -106,7 +130,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.Se
 
 func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
-	r.Use(s.metrics.instrument)
+	r.Use(securityHeaders, s.metrics.instrument, s.hosts.check)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
 	})
@@ -114,10 +138,15 @@ func (s *Server) routes() chi.Router {
 		fail(w, http.StatusMethodNotAllowed, r.Method+" is not allowed on "+r.URL.Path)
 	})
 
-	r.Get("/healthz", s.healthz)
-	r.Get("/readyz", s.readyz)
-	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{Registry: s.cfg.Registry}))
-	r.Method(http.MethodGet, "/*", http.FileServerFS(web.Files()))
+	// HEAD answers as GET does, without the body (net/http drops it).
+	getHead := func(pattern string, h http.Handler) {
+		r.Method(http.MethodGet, pattern, h)
+		r.Method(http.MethodHead, pattern, h)
+	}
+	getHead("/healthz", http.HandlerFunc(s.healthz))
+	getHead("/readyz", http.HandlerFunc(s.readyz))
+	getHead("/metrics", promhttp.HandlerFor(s.cfg.Registry, promhttp.HandlerOpts{Registry: s.cfg.Registry}))
+	getHead("/*", dashboardPolicy(http.FileServerFS(web.Files())))
 
 	// A subrouter, so that an unknown /v1 path is a 404 problem document
 	// for every method (not the dashboard's 404, nor a 405). Routing twice

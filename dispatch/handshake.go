@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	neturl "net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -177,7 +178,7 @@ func (e *endpoint) finishHandshake(r result) {
 	e.mu.Unlock()
 	switch {
 	case ok:
-		d.cfg.Logger.Info("webhook handshake accepted", "webhook", e.id, "url", url)
+		d.cfg.Logger.Info("webhook handshake accepted", "webhook", e.id, "url", redactURL(url))
 		_, err := d.hooks.Update(e.ctx, e.id, func(w *store.Webhook) error {
 			if w.URL != url || !w.AwaitingHandshake {
 				return errSkip
@@ -193,4 +194,15 @@ func (e *endpoint) finishHandshake(r result) {
 	default:
 		d.cfg.Logger.Warn("webhook handshake failed", "webhook", e.id, "reason", msg)
 	}
+}
+
+// redactURL returns a webhook URL fit for a log line: the password of its
+// userinfo replaced (url.URL.Redacted), or nothing of it if it does not
+// parse. Every log line that names a webhook's URL goes through it.
+func redactURL(s string) string {
+	u, err := neturl.Parse(s)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }
