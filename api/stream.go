@@ -71,7 +71,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		sub.Transport = "websocket"
 	}
 	st, err := s.cfg.Hub.Open(sub)
-	if sse && (errors.Is(err, gateway.ErrHubClosed) || errors.Is(err, gateway.ErrHubFull)) {
+	if sse && errors.Is(err, gateway.ErrHubClosed) {
 		sseRetryLater(w)
 		return
 	}
@@ -230,10 +230,10 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, st *gateway.St
 }
 
 // sseRetryAfter is the reconnection delay an SSE client is told when the
-// gateway cannot serve it now (shutting down, or full).
+// gateway is shutting down.
 const sseRetryAfter = 3 * time.Second
 
-// sseRetryLater answers an SSE request the gateway cannot serve now so
+// sseRetryLater answers an SSE request that comes during shutdown so
 // that EventSource tries again: by its spec any status but 200 ends it
 // for good, so this is a 200 event stream holding only a retry: delay,
 // and it ends at once (clients resume with Last-Event-ID as usual).

@@ -269,8 +269,10 @@ func TestStreamShutdownFlushesThenCloses1001(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("hub shutdown: %v", err)
 	}
-	// A draining gateway refuses new streams before any upgrade.
-	resp, body := g.do(t, http.MethodGet, "/v1/stream", "", nil, "Accept", "text/event-stream")
+	// A draining gateway refuses new WebSocket streams before any upgrade
+	// (SSE clients are told to retry instead: TestStreamSSEDuringShutdownSaysRetry).
+	resp, body := g.do(t, http.MethodGet, "/v1/stream", "", nil, "Connection", "Upgrade", "Upgrade", "websocket",
+		"Sec-WebSocket-Version", "13", "Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
 	wantProblem(t, resp, body, http.StatusServiceUnavailable, "unavailable")
 }
 
