@@ -157,6 +157,22 @@ func TestWebhookCustomHeaders(t *testing.T) {
 		resp, b := g.postJSON(t, "/v1/webhooks", map[string]any{"url": rc.URL, "headers": hs})
 		wantProblem(t, resp, b, http.StatusUnprocessableEntity, "validation-error")
 	}
+	// Values must be RFC 9110 field-values: no control character but
+	// HTAB, no leading or trailing space or tab. Each is refused by name.
+	// (The values are JSON string contents, escapes included.)
+	for _, v := range []string{`a\u000bb`, `\u0001`, `x\u007f`, `a\u001fb`, `a\u0000b`, ` lead`, `trail\t`, `\tboth `} {
+		resp, b := g.postJSON(t, "/v1/webhooks", `{"url":"`+rc.URL+`","headers":{"X-Ctl":"`+v+`","X-Fine":"ok"}}`)
+		if p := wantProblem(t, resp, b, http.StatusUnprocessableEntity, "validation-error"); !slices.Equal(p.fields(), []string{"/headers/X-Ctl"}) {
+			t.Errorf("value %q: fields %v", v, p.fields())
+		}
+		resp, b = g.patch(t, h.ID, `{"headers":{"X-Ctl":"`+v+`"}}`)
+		if p := wantProblem(t, resp, b, http.StatusUnprocessableEntity, "validation-error"); !slices.Equal(p.fields(), []string{"/headers/X-Ctl"}) {
+			t.Errorf("PATCH value %q: fields %v", v, p.fields())
+		}
+	}
+	// A tab or space inside, and non-ASCII text (obs-text), are fine.
+	resp, b = g.patch(t, h.ID, `{"headers":{"X-Ok":"a\tb c","X-Utf8":"Grüße"}}`)
+	wantStatus(t, resp, b, http.StatusOK)
 	for _, rate := range []string{"-1", "10001", `"fast"`} {
 		resp, b := g.postJSON(t, "/v1/webhooks", `{"url":"`+rc.URL+`","rate_limit":`+rate+`}`)
 		if p := wantProblem(t, resp, b, http.StatusUnprocessableEntity, "validation-error"); !slices.Equal(p.fields(), []string{"/rate_limit"}) {
