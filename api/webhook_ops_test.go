@@ -173,11 +173,24 @@ func TestWebhookCustomHeaders(t *testing.T) {
 	// A tab or space inside, and non-ASCII text (obs-text), are fine.
 	resp, b = g.patch(t, h.ID, `{"headers":{"X-Ok":"a\tb c","X-Utf8":"Grüße"}}`)
 	wantStatus(t, resp, b, http.StatusOK)
-	for _, rate := range []string{"-1", "10001", `"fast"`} {
+	// rate_limit is 0 (none) or 0.001..10000: a tinier one (1e-11) once
+	// made the token bucket's wait overflow and spin a core.
+	for _, rate := range []string{"-1", "10001", `"fast"`, "1e-11", "1e-300", "0.0009", "5e-324"} {
 		resp, b := g.postJSON(t, "/v1/webhooks", `{"url":"`+rc.URL+`","rate_limit":`+rate+`}`)
 		if p := wantProblem(t, resp, b, http.StatusUnprocessableEntity, "validation-error"); !slices.Equal(p.fields(), []string{"/rate_limit"}) {
 			t.Errorf("rate %s: fields %v", rate, p.fields())
 		}
+		if rate == "1e-11" && !strings.Contains(string(b), "must be 0 (no limit) or from 0.001 to 10000 attempts per second") {
+			t.Errorf("rate %s: %s", rate, b)
+		}
+		resp, b = g.patch(t, h.ID, `{"rate_limit":`+rate+`}`)
+		if p := wantProblem(t, resp, b, http.StatusUnprocessableEntity, "validation-error"); !slices.Equal(p.fields(), []string{"/rate_limit"}) {
+			t.Errorf("PATCH rate %s: fields %v", rate, p.fields())
+		}
+	}
+	for _, rate := range []string{"0.001", "0", "10000"} {
+		resp, b := g.patch(t, h.ID, `{"rate_limit":`+rate+`}`)
+		wantStatus(t, resp, b, http.StatusOK)
 	}
 }
 

@@ -147,8 +147,8 @@ func (e *endpoint) setHook(w store.Webhook, now time.Time) error {
 		}
 		secrets, until = append(secrets, prev), w.PreviousExpires
 	}
-	if w.RateLimit < 0 || w.RateLimit > MaxRateLimit {
-		return fmt.Errorf("rate limit %v is outside 0..%d", w.RateLimit, MaxRateLimit)
+	if err := CheckRateLimit(w.RateLimit); err != nil {
+		return err
 	}
 	if errs := CheckHeaders(w.Headers); len(errs) > 0 {
 		return errs[0]

@@ -160,8 +160,10 @@ func (d *Dispatcher) Update(ctx context.Context, id string, u WebhookUpdate) (st
 			return store.Webhook{}, nil, errs[0]
 		}
 	}
-	if u.RateLimit != nil && (*u.RateLimit < 0 || *u.RateLimit > MaxRateLimit) {
-		return store.Webhook{}, nil, fmt.Errorf("rate limit %v is outside 0..%d", *u.RateLimit, MaxRateLimit)
+	if u.RateLimit != nil {
+		if err := CheckRateLimit(*u.RateLimit); err != nil {
+			return store.Webhook{}, nil, err
+		}
 	}
 	ep.applying.Lock()
 	defer ep.applying.Unlock()
