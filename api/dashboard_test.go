@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -281,6 +282,22 @@ func testDeepData(t *testing.T, b *browser) {
 	// The stream goes on.
 	postEvent(t, g, "plain.later", 7)
 	p.waitJS("seq 7", `document.querySelector('#events li[data-seq="7"]') !== null`)
+
+	// A stream line the browser cannot parse but that starts with its seq
+	// is handed on as raw text (its row shows that), never dropped while
+	// the seq moves past it.
+	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	defer cancel()
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`import('/stream.js').then((m) => {
+		const seen = [];
+		const s = new m.LiveStream({ onEvents: (ev) => seen.push(...ev), onNotice() {}, onState() {} });
+		s.lastSeq = 0;
+		s.take('{"seq":1,"type":"a"}\n{"seq":2,"data":[}\n{"seq":3,"type":"c"}');
+		return JSON.stringify({ seqs: seen.map((e) => e.seq), raw: seen[1].raw, last: s.lastSeq });
+	})`, chromedp.EvalAwaitPromise))
+	if err != nil || got != `{"seqs":[1,2,3],"raw":"{\"seq\":2,\"data\":[}","last":3}` {
+		t.Errorf("unparseable line: %s, %v", got, err)
+	}
 }
 
 func testPauseResume(t *testing.T, b *browser) {
