@@ -383,6 +383,45 @@ func TestRateLimitMinimum(t *testing.T) {
 	})
 }
 
+// TestRateLimitStoredBelowMinimum: a webhook stored by an older version
+// with a rate_limit below MinRateLimit still loads (its next token is at
+// most a day away, never in the past) and can be patched to a valid rate.
+func TestRateLimitStoredBelowMinimum(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		reg := &store.MemWebhooks{}
+		now := time.Now()
+		w := store.Webhook{ID: gateway.NewID("wh_", now), URL: "http://old.test/hook", Types: []string{">"}, Enabled: true,
+			Secret: signature.NewSecret(), RateLimit: 1e-11, CreatedAt: now, UpdatedAt: now}
+		if err := reg.Create(context.Background(), w); err != nil {
+			t.Fatal(err)
+		}
+		r, stop := startRig(t, dispatch.Config{Webhooks: reg})
+		defer stop()
+		synctest.Wait() // loaded: delivery starts after the newest event
+		for range 3 {
+			r.publish(t, "a.b")
+		}
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		if n := len(r.net.requests("old.test")); n != 1 {
+			t.Fatalf("%d requests in the first hour, want 1 (the burst)", n)
+		}
+		if waits := counterValue(t, r.reg, "eventgate_webhook_rate_limited_waits_total"); waits > 10 {
+			t.Fatalf("%v rate-limited waits in an hour: the endpoint spins", waits)
+		}
+		rate := 1.0
+		if _, _, err := r.disp.Update(context.Background(), w.ID, dispatch.WebhookUpdate{RateLimit: &rate}); err != nil {
+			t.Fatalf("Update to rate_limit 1: %v", err)
+		}
+		time.Sleep(30 * time.Second)
+		synctest.Wait()
+		if n := len(r.net.requests("old.test")); n != 3 {
+			h, _ := r.disp.Get(context.Background(), w.ID)
+			t.Fatalf("%d requests after the patch, want 3; %+v %+v", n, r.disp.Stats(w.ID), h)
+		}
+	})
+}
+
 // TestDeliveryTailDropsSlowSubscriber: a tail that does not read is cut
 // off once TailBuffer attempts wait for it; the endpoint never blocks on
 // it, and a reading tail keeps going. Run's end closes the rest.

@@ -37,6 +37,9 @@ func (d *Dispatcher) Create(ctx context.Context, w store.Webhook) (store.Webhook
 	if err := d.CheckURL(ctx, w.URL); err != nil {
 		return store.Webhook{}, err
 	}
+	if err := CheckRateLimit(w.RateLimit); err != nil {
+		return store.Webhook{}, err
+	}
 	if len(w.Types) == 0 {
 		w.Types = []string{">"}
 	}
