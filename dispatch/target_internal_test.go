@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -67,4 +68,60 @@ func TestGuardControlEmbeddedIPv4(t *testing.T) {
 			t.Errorf("guardControl(%s) = %v, want nil", addr, err)
 		}
 	}
+}
+
+// FuzzEmbeddedIPv4 checks blockedAddr on any IPv6 address against a naive
+// reference that reads the address as 32 hex digits: where an IPv4
+// address is carried, the verdict is the carried address's (or the
+// address's own, when that is refused already).
+func FuzzEmbeddedIPv4(f *testing.F) {
+	for _, s := range []string{"::127.0.0.1", "64:ff9b::a00:1", "64:ff9b:1::1", "2002:7f00:1::", "2001:0:5db8:d822::80ff:fffe", "2606:4700::1111", "::ffff:0:a00:1"} {
+		f.Add(netip.MustParseAddr(s).AsSlice())
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) != 16 {
+			return
+		}
+		a := netip.AddrFrom16([16]byte(b))
+		hex := fmt.Sprintf("%032x", b)
+		v4 := func(h string) netip.Addr { // 8 hex digits
+			var x [4]byte
+			for i := range x {
+				fmt.Sscanf(h[2*i:2*i+2], "%02x", &x[i])
+			}
+			return netip.AddrFrom4(x)
+		}
+		var carried []netip.Addr
+		local := false
+		switch {
+		case strings.HasPrefix(hex, strings.Repeat("0", 20)+"ffff"): // IPv4-mapped
+			carried = []netip.Addr{v4(hex[24:])}
+		case strings.HasPrefix(hex, strings.Repeat("0", 24)):
+			carried = []netip.Addr{v4(hex[24:])}
+		case strings.HasPrefix(hex, strings.Repeat("0", 16)+"ffff0000"):
+			carried = []netip.Addr{v4(hex[24:])}
+		case strings.HasPrefix(hex, "0064ff9b"+strings.Repeat("0", 16)):
+			carried = []netip.Addr{v4(hex[24:])}
+		case strings.HasPrefix(hex, "0064ff9b0001"):
+			local = true
+		case strings.HasPrefix(hex, "2002"):
+			carried = []netip.Addr{v4(hex[4:12])}
+		case strings.HasPrefix(hex, "20010000"):
+			var inv [8]byte
+			for i, c := range hex[24:] {
+				var n int
+				fmt.Sscanf(string(c), "%x", &n)
+				inv[i] = "0123456789abcdef"[15-n]
+			}
+			carried = []netip.Addr{v4(hex[8:16]), v4(string(inv[:]))}
+		}
+		got := blockedAddr(a)
+		want := blockedPlain(a.Unmap()) != "" || local
+		for _, c := range carried {
+			want = want || blockedPlain(c) != ""
+		}
+		if (got != "") != want {
+			t.Fatalf("blockedAddr(%s) = %q, reference says blocked=%v (carried %v)", a, got, want, carried)
+		}
+	})
 }
