@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -31,6 +32,7 @@ func TestDashboard(t *testing.T) {
 	t.Run("SendForm", func(t *testing.T) { testSendForm(t, b) })
 	t.Run("APIKey", func(t *testing.T) { testAPIKey(t, b) })
 	t.Run("EventsAppear", func(t *testing.T) { testEventsAppear(t, b) })
+	t.Run("DeepDataRendered", func(t *testing.T) { testDeepData(t, b) })
 	t.Run("PauseResume", func(t *testing.T) { testPauseResume(t, b) })
 	t.Run("SlowConsumer", func(t *testing.T) { testSlowConsumer(t, b) })
 	t.Run("Webhook", func(t *testing.T) { testWebhook(t, b) })
@@ -241,6 +243,60 @@ func testEventsAppear(t *testing.T, b *browser) {
 	p.waitJS("seq 5", `document.querySelector('#events li[data-seq="5"]') !== null`)
 	if got := seqsShown(p); fmt.Sprint(got) != "[5]" {
 		t.Fatalf("rows after filtering %v, want [5]", got)
+	}
+}
+
+// testDeepData: an event whose data is nested 9,000 deep (the gateway
+// takes up to 10,000) between two plain ones, alone and in one batch,
+// gets its row like every other: rendering one event cannot throw away
+// its batch, and the stream's last seq never passes a row not shown.
+func testDeepData(t *testing.T, b *browser) {
+	g := startGateway(t)
+	p := b.open(t, g.URL+"/", desktopW, desktopH)
+	waitLive(p)
+	const depth = 9000
+	deep := `{"type":"deep.data","data":` + strings.Repeat(`{"a":[`, depth/2) + `1` + strings.Repeat(`]}`, depth/2) + `}`
+	postEvent(t, g, "plain.before", 1)
+	resp, body := g.postJSON(t, "/v1/events", deep)
+	wantStatus(t, resp, body, http.StatusAccepted)
+	postEvent(t, g, "plain.after", 2)
+	// The same three as one batch: one stream message.
+	resp, body = g.postJSON(t, "/v1/events", `[{"type":"plain.before","data":3},`+deep+`,{"type":"plain.after","data":4}]`)
+	wantStatus(t, resp, body, http.StatusAccepted)
+	p.waitJS("six rows", `document.querySelectorAll('#events li.event').length === 6`)
+	if got := seqsShown(p); fmt.Sprint(got) != "[6 5 4 3 2 1]" {
+		t.Fatalf("rows %v, want [6 5 4 3 2 1]", got)
+	}
+	for _, seq := range []string{"2", "5"} {
+		sel := `#events li[data-seq="` + seq + `"]`
+		if got := eval[string](p, `document.querySelector('`+sel+` .type').textContent`); got != "deep.data" {
+			t.Errorf("seq %s: type shown as %q", seq, got)
+		}
+		p.run(chromedp.Click(chromedp.CSS(sel + ` summary`)))
+		p.waitJS("the open row", `document.querySelector('`+sel+` details').open`)
+		// What can be shown is: the first levels, then a marker.
+		if got := eval[string](p, `document.querySelector('`+sel+` pre.json').textContent`); !strings.Contains(got, `"a": [`) || len(got) > 200_000 {
+			t.Errorf("seq %s: data shown as %d characters: %.300q", seq, len(got), got)
+		}
+	}
+	// The stream goes on.
+	postEvent(t, g, "plain.later", 7)
+	p.waitJS("seq 7", `document.querySelector('#events li[data-seq="7"]') !== null`)
+
+	// A stream line the browser cannot parse but that starts with its seq
+	// is handed on as raw text (its row shows that), never dropped while
+	// the seq moves past it.
+	ctx, cancel := context.WithTimeout(p.ctx, 20*time.Second)
+	defer cancel()
+	got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`import('/stream.js').then((m) => {
+		const seen = [];
+		const s = new m.LiveStream({ onEvents: (ev) => seen.push(...ev), onNotice() {}, onState() {} });
+		s.lastSeq = 0;
+		s.take('{"seq":1,"type":"a"}\n{"seq":2,"data":[}\n{"seq":3,"type":"c"}');
+		return JSON.stringify({ seqs: seen.map((e) => e.seq), raw: seen[1].raw, last: s.lastSeq });
+	})`, chromedp.EvalAwaitPromise))
+	if err != nil || got != `{"seqs":[1,2,3],"raw":"{\"seq\":2,\"data\":[}","last":3}` {
+		t.Errorf("unparseable line: %s, %v", got, err)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 
+	"github.com/eventgate/eventgate/dispatch"
 	"github.com/eventgate/eventgate/gateway"
 	"github.com/eventgate/eventgate/gateway/signature"
 	"github.com/eventgate/eventgate/store"
@@ -20,6 +21,7 @@ import (
 //   - unreserved: not under gateway.ReservedPrefix
 //   - pattern: a valid type pattern
 //   - whsecret: a Standard Webhooks secret (signature.ParseSecret)
+//   - ratelimit: 0 or dispatch.MinRateLimit..MaxRateLimit (dispatch.CheckRateLimit)
 //
 // and JSON field names in errors.
 func newValidator() *validator.Validate {
@@ -40,6 +42,9 @@ func newValidator() *validator.Validate {
 	must(v.RegisterValidation("whsecret", func(fl validator.FieldLevel) bool {
 		_, err := signature.ParseSecret(fl.Field().String())
 		return err == nil
+	}))
+	must(v.RegisterValidation("ratelimit", func(fl validator.FieldLevel) bool {
+		return dispatch.CheckRateLimit(fl.Field().Float()) == nil
 	}))
 	return v
 }
@@ -93,6 +98,8 @@ func message(fe validator.FieldError) string {
 		return "must be an absolute http or https URL"
 	case "whsecret":
 		return "must be whsec_ followed by the standard base64 (with padding) of 24 to 64 random bytes"
+	case "ratelimit":
+		return fmt.Sprintf("must be 0 (no limit) or from %v to %d attempts per second", dispatch.MinRateLimit, dispatch.MaxRateLimit)
 	case "oneof":
 		return "must be one of: " + fe.Param()
 	default:

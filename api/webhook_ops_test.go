@@ -157,11 +157,40 @@ func TestWebhookCustomHeaders(t *testing.T) {
 		resp, b := g.postJSON(t, "/v1/webhooks", map[string]any{"url": rc.URL, "headers": hs})
 		wantProblem(t, resp, b, http.StatusUnprocessableEntity, "validation-error")
 	}
-	for _, rate := range []string{"-1", "10001", `"fast"`} {
+	// Values must be RFC 9110 field-values: no control character but
+	// HTAB, no leading or trailing space or tab. Each is refused by name.
+	// (The values are JSON string contents, escapes included.)
+	for _, v := range []string{`a\u000bb`, `\u0001`, `x\u007f`, `a\u001fb`, `a\u0000b`, ` lead`, `trail\t`, `\tboth `} {
+		resp, b := g.postJSON(t, "/v1/webhooks", `{"url":"`+rc.URL+`","headers":{"X-Ctl":"`+v+`","X-Fine":"ok"}}`)
+		if p := wantProblem(t, resp, b, http.StatusUnprocessableEntity, "validation-error"); !slices.Equal(p.fields(), []string{"/headers/X-Ctl"}) {
+			t.Errorf("value %q: fields %v", v, p.fields())
+		}
+		resp, b = g.patch(t, h.ID, `{"headers":{"X-Ctl":"`+v+`"}}`)
+		if p := wantProblem(t, resp, b, http.StatusUnprocessableEntity, "validation-error"); !slices.Equal(p.fields(), []string{"/headers/X-Ctl"}) {
+			t.Errorf("PATCH value %q: fields %v", v, p.fields())
+		}
+	}
+	// A tab or space inside, and non-ASCII text (obs-text), are fine.
+	resp, b = g.patch(t, h.ID, `{"headers":{"X-Ok":"a\tb c","X-Utf8":"Grüße"}}`)
+	wantStatus(t, resp, b, http.StatusOK)
+	// rate_limit is 0 (none) or 0.001..10000: a tinier one (1e-11) once
+	// made the token bucket's wait overflow and spin a core.
+	for _, rate := range []string{"-1", "10001", `"fast"`, "1e-11", "1e-300", "0.0009", "5e-324"} {
 		resp, b := g.postJSON(t, "/v1/webhooks", `{"url":"`+rc.URL+`","rate_limit":`+rate+`}`)
 		if p := wantProblem(t, resp, b, http.StatusUnprocessableEntity, "validation-error"); !slices.Equal(p.fields(), []string{"/rate_limit"}) {
 			t.Errorf("rate %s: fields %v", rate, p.fields())
 		}
+		if rate == "1e-11" && !strings.Contains(string(b), "must be 0 (no limit) or from 0.001 to 10000 attempts per second") {
+			t.Errorf("rate %s: %s", rate, b)
+		}
+		resp, b = g.patch(t, h.ID, `{"rate_limit":`+rate+`}`)
+		if p := wantProblem(t, resp, b, http.StatusUnprocessableEntity, "validation-error"); !slices.Equal(p.fields(), []string{"/rate_limit"}) {
+			t.Errorf("PATCH rate %s: fields %v", rate, p.fields())
+		}
+	}
+	for _, rate := range []string{"0.001", "0", "10000"} {
+		resp, b := g.patch(t, h.ID, `{"rate_limit":`+rate+`}`)
+		wantStatus(t, resp, b, http.StatusOK)
 	}
 }
 

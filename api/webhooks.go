@@ -38,7 +38,7 @@ type webhookCreate struct {
 	Description string            `json:"description" validate:"max=1024"`
 	Enabled     *bool             `json:"enabled"`
 	Headers     map[string]string `json:"headers"` // checked by dispatch.CheckHeaders
-	RateLimit   float64           `json:"rate_limit" validate:"min=0,max=10000"`
+	RateLimit   float64           `json:"rate_limit" validate:"ratelimit"`
 	Handshake   bool              `json:"handshake"`
 }
 
@@ -50,7 +50,7 @@ type webhookPatch struct {
 	Enabled     *bool              `json:"enabled"`
 	Resume      string             `json:"resume" validate:"omitempty,oneof=cursor newest"`
 	Headers     *map[string]string `json:"headers"` // checked by dispatch.CheckHeaders
-	RateLimit   *float64           `json:"rate_limit" validate:"omitnil,min=0,max=10000"`
+	RateLimit   *float64           `json:"rate_limit" validate:"omitnil,ratelimit"`
 	Handshake   *bool              `json:"handshake"`
 }
 

@@ -430,6 +430,11 @@ func TestWebhookSSRFRefusedAtRegistration(t *testing.T) {
 		"http://127.0.0.1:9/x", "http://10.1.2.3/", "http://192.168.0.1/", "http://172.16.0.1/",
 		"http://169.254.169.254/latest/meta-data", "http://[::1]/", "http://[fd00::1]/", "http://0.0.0.0/",
 		"http://[::ffff:127.0.0.1]/", "http://localhost:8080/hook",
+		// IPv4 carried in IPv6: IPv4-compatible, NAT64 (well-known and
+		// local-use), 6to4, Teredo (client 127.0.0.1, client 10.0.0.1,
+		// server 10.0.0.1).
+		"http://[::127.0.0.1]/", "http://[64:ff9b::7f00:1]/", "http://[64:ff9b:1::a00:1]/", "http://[2002:7f00:1::]/",
+		"http://[2001:0:5db8:d822::80ff:fffe]/", "http://[2001:0:5db8:d822::f5ff:fffe]/", "http://[2001:0:a00:1::a247:2ddd]/",
 	} {
 		resp, b := g.postJSON(t, "/v1/webhooks", map[string]any{"url": u})
 		p := wantProblem(t, resp, b, http.StatusUnprocessableEntity, "validation-error")
@@ -442,6 +447,17 @@ func TestWebhookSSRFRefusedAtRegistration(t *testing.T) {
 	h := g.createHook(t, map[string]any{"url": "http://93.184.216.34/hook2"})
 	resp, b := g.do(t, http.MethodPatch, "/v1/webhooks/"+h.ID, "application/json", []byte(`{"url":"http://127.0.0.1/"}`))
 	wantProblem(t, resp, b, http.StatusUnprocessableEntity, "validation-error")
+	resp, b = g.do(t, http.MethodPatch, "/v1/webhooks/"+h.ID, "application/json", []byte(`{"url":"http://[2002:7f00:1::]/"}`))
+	wantProblem(t, resp, b, http.StatusUnprocessableEntity, "validation-error")
+	// Ports outside 1-65535 are refused, on create and on PATCH.
+	for _, u := range []string{"http://93.184.216.34:0/", "http://93.184.216.34:65536/", "http://93.184.216.34:99999/"} {
+		resp, b := g.postJSON(t, "/v1/webhooks", map[string]any{"url": u})
+		if p := wantProblem(t, resp, b, http.StatusUnprocessableEntity, "validation-error"); !slices.Equal(p.fields(), []string{"/url"}) {
+			t.Errorf("%s: %+v", u, p)
+		}
+		resp, b = g.do(t, http.MethodPatch, "/v1/webhooks/"+h.ID, "application/json", []byte(`{"url":"`+u+`"}`))
+		wantProblem(t, resp, b, http.StatusUnprocessableEntity, "validation-error")
+	}
 	resp, b = g.do(t, http.MethodDelete, "/v1/webhooks/"+h.ID, "", nil)
 	wantStatus(t, resp, b, http.StatusNoContent)
 }

@@ -148,7 +148,11 @@ func (e *endpoint) setHook(w store.Webhook, now time.Time) error {
 		}
 		secrets, until = append(secrets, prev), w.PreviousExpires
 	}
-	if w.RateLimit < 0 || w.RateLimit > MaxRateLimit {
+	// Not CheckRateLimit: this also loads stored webhooks, and one stored
+	// before MinRateLimit existed must still load, so that it can be
+	// patched (the bucket caps its wait at maxTokenWait). Create and
+	// Update check new values with CheckRateLimit.
+	if !(w.RateLimit >= 0 && w.RateLimit <= MaxRateLimit) {
 		return fmt.Errorf("rate limit %v is outside 0..%d", w.RateLimit, MaxRateLimit)
 	}
 	if errs := CheckHeaders(w.Headers); len(errs) > 0 {

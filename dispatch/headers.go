@@ -57,7 +57,8 @@ func (e *HeaderError) Error() string {
 // than MaxHeaders, over MaxHeadersTotal bytes, a name that is not an HTTP
 // token or is reserved (set by the gateway, Host, hop-by-hop), two names
 // equal but for case, a name over MaxHeaderName or a value over
-// MaxHeaderValue bytes, or a value holding CR, LF or NUL. Nil means fine.
+// MaxHeaderValue bytes, or a value that is not an RFC 9110 field-value
+// (see checkValue). Nil means fine.
 func CheckHeaders(h map[string]string) []*HeaderError {
 	var errs []*HeaderError
 	if len(h) > MaxHeaders {
@@ -77,8 +78,10 @@ func CheckHeaders(h map[string]string) []*HeaderError {
 			errs = append(errs, &HeaderError{name, fmt.Sprintf("repeats %q (names are case-insensitive)", seen[canon])})
 		case len(value) > MaxHeaderValue:
 			errs = append(errs, &HeaderError{name, fmt.Sprintf("has a value over %d bytes", MaxHeaderValue)})
-		case strings.ContainsAny(value, "\r\n\x00"):
-			errs = append(errs, &HeaderError{name, "has a value holding CR, LF or NUL"})
+		default:
+			if why := checkValue(value); why != "" {
+				errs = append(errs, &HeaderError{name, why})
+			}
 		}
 		if seen[canon] == "" {
 			seen[canon] = name
@@ -88,6 +91,23 @@ func CheckHeaders(h map[string]string) []*HeaderError {
 		errs = append(errs, &HeaderError{Reason: fmt.Sprintf("names and values add up to %d bytes, over %d", total, MaxHeadersTotal)})
 	}
 	return errs
+}
+
+// checkValue says why v is not an RFC 9110 field-value, or returns "":
+// visible ASCII, obs-text (bytes 0x80-0xFF, so any UTF-8), spaces and
+// horizontal tabs, with no space or tab first or last. Any other control
+// character (CR, LF, NUL, VT, DEL, ...) is refused: Go's HTTP client would
+// refuse every request carrying it, so each delivery would fail.
+func checkValue(v string) string {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; (c < ' ' && c != '\t') || c == 0x7f {
+			return fmt.Sprintf("has a value holding the control character %U at byte %d (only visible characters, spaces and tabs may appear, RFC 9110)", rune(c), i)
+		}
+	}
+	if v != strings.Trim(v, " \t") {
+		return "has a value that starts or ends with a space or tab (RFC 9110)"
+	}
+	return ""
 }
 
 // isToken reports whether s is an RFC 9110 token.

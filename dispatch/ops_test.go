@@ -346,6 +346,82 @@ func TestRateLimitIdleThenBurst(t *testing.T) {
 	})
 }
 
+// TestRateLimitMinimum: a webhook at MinRateLimit sends one attempt
+// every 1000 s and otherwise sleeps on its timer (a handful of waits, no
+// spinning); anything slower is refused on create and update.
+func TestRateLimitMinimum(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, stop := startRig(t, dispatch.Config{})
+		defer stop()
+		h := r.hook(t, store.Webhook{URL: "http://slowest.test/hook", RateLimit: dispatch.MinRateLimit})
+		start := time.Now()
+		for range 3 {
+			r.publish(t, "a.b")
+		}
+		time.Sleep(999 * time.Second)
+		synctest.Wait()
+		if n := len(r.net.requests("slowest.test")); n != 1 {
+			t.Fatalf("%d requests in the first 999 s, want 1", n)
+		}
+		time.Sleep(1002 * time.Second)
+		synctest.Wait()
+		got := r.net.requests("slowest.test")
+		if len(got) != 3 || got[1].at.Sub(start) != 1000*time.Second || got[2].at.Sub(start) != 2000*time.Second {
+			t.Fatalf("%d requests, want 3 at 0 s, 1000 s, 2000 s", len(got))
+		}
+		if waits := counterValue(t, r.reg, "eventgate_webhook_rate_limited_waits_total"); waits > 10 {
+			t.Fatalf("%v rate-limited waits for 2 spaced attempts: the endpoint spins", waits)
+		}
+		for _, rate := range []float64{1e-11, 1e-300, dispatch.MinRateLimit / 2, -1, dispatch.MaxRateLimit + 1} {
+			if _, err := r.disp.Create(context.Background(), store.Webhook{URL: "http://x.test/", RateLimit: rate}); err == nil {
+				t.Errorf("Create with rate_limit %g accepted", rate)
+			}
+			if _, _, err := r.disp.Update(context.Background(), h.ID, dispatch.WebhookUpdate{RateLimit: &rate}); err == nil {
+				t.Errorf("Update to rate_limit %g accepted", rate)
+			}
+		}
+	})
+}
+
+// TestRateLimitStoredBelowMinimum: a webhook stored by an older version
+// with a rate_limit below MinRateLimit still loads (its next token is at
+// most a day away, never in the past) and can be patched to a valid rate.
+func TestRateLimitStoredBelowMinimum(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		reg := &store.MemWebhooks{}
+		now := time.Now()
+		w := store.Webhook{ID: gateway.NewID("wh_", now), URL: "http://old.test/hook", Types: []string{">"}, Enabled: true,
+			Secret: signature.NewSecret(), RateLimit: 1e-11, CreatedAt: now, UpdatedAt: now}
+		if err := reg.Create(context.Background(), w); err != nil {
+			t.Fatal(err)
+		}
+		r, stop := startRig(t, dispatch.Config{Webhooks: reg})
+		defer stop()
+		synctest.Wait() // loaded: delivery starts after the newest event
+		for range 3 {
+			r.publish(t, "a.b")
+		}
+		time.Sleep(time.Hour)
+		synctest.Wait()
+		if n := len(r.net.requests("old.test")); n != 1 {
+			t.Fatalf("%d requests in the first hour, want 1 (the burst)", n)
+		}
+		if waits := counterValue(t, r.reg, "eventgate_webhook_rate_limited_waits_total"); waits > 10 {
+			t.Fatalf("%v rate-limited waits in an hour: the endpoint spins", waits)
+		}
+		rate := 1.0
+		if _, _, err := r.disp.Update(context.Background(), w.ID, dispatch.WebhookUpdate{RateLimit: &rate}); err != nil {
+			t.Fatalf("Update to rate_limit 1: %v", err)
+		}
+		time.Sleep(30 * time.Second)
+		synctest.Wait()
+		if n := len(r.net.requests("old.test")); n != 3 {
+			h, _ := r.disp.Get(context.Background(), w.ID)
+			t.Fatalf("%d requests after the patch, want 3; %+v %+v", n, r.disp.Stats(w.ID), h)
+		}
+	})
+}
+
 // TestDeliveryTailDropsSlowSubscriber: a tail that does not read is cut
 // off once TailBuffer attempts wait for it; the endpoint never blocks on
 // it, and a reading tail keeps going. Run's end closes the rest.

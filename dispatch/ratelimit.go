@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"fmt"
 	"math"
 	"time"
 )
@@ -8,6 +9,26 @@ import (
 // MaxRateLimit is the largest rate_limit a webhook may have, in attempts
 // per second.
 const MaxRateLimit = 10_000
+
+// MinRateLimit is the smallest non-zero rate_limit a webhook may have, in
+// attempts per second: one attempt every 1000 s (16 min 40 s). Slower than
+// that a limit is a disabled webhook in disguise (a day's events would
+// take months), and far slower (below ~1e-10) the wait for the next token
+// no longer fits a time.Duration.
+const MinRateLimit = 0.001
+
+// maxTokenWait bounds the wait for the next token, whatever the rate: the
+// arithmetic stays finite even for a rate no check let through.
+const maxTokenWait = 24 * time.Hour
+
+// CheckRateLimit reports whether r is a valid rate_limit: 0 (no limit) or
+// from MinRateLimit to MaxRateLimit attempts per second.
+func CheckRateLimit(r float64) error {
+	if r == 0 || (r >= MinRateLimit && r <= MaxRateLimit) {
+		return nil
+	}
+	return fmt.Errorf("rate limit %v is neither 0 (no limit) nor within %v..%d per second", r, MinRateLimit, MaxRateLimit)
+}
 
 // burstWindow is how much of a second's worth of tokens a bucket holds: a
 // limited endpoint may send rate/10 attempts at once after being idle,
@@ -70,10 +91,16 @@ func (b *tokenBucket) take() {
 	}
 }
 
-// next returns when the next whole token is earned.
+// next returns when the next whole token is earned: never before now,
+// never after now + maxTokenWait (a rate so small that the wait would
+// overflow time.Duration would otherwise wrap to the past and spin).
 func (b *tokenBucket) next(now time.Time) time.Time {
 	if b.rate == 0 || b.tokens >= 1 {
 		return now
 	}
-	return now.Add(time.Duration(math.Ceil((1 - b.tokens) / b.rate * float64(time.Second))))
+	wait := (1 - b.tokens) / b.rate // seconds; +Inf or NaN for a rate near 0
+	if !(wait < maxTokenWait.Seconds()) {
+		return now.Add(maxTokenWait)
+	}
+	return now.Add(max(0, time.Duration(math.Ceil(wait*float64(time.Second)))))
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -35,13 +36,37 @@ var extraBlocked = []netip.Prefix{
 	netip.MustParsePrefix("100.64.0.0/10"),
 }
 
+// localNAT64 is the local-use NAT64 prefix (RFC 8215). Where its IPv4
+// address sits depends on the prefix length each network picks (RFC 6052:
+// /48 puts it in bits 48-87, skipping the u octet), so it cannot be read
+// reliably: the whole prefix is refused.
+var localNAT64 = netip.MustParsePrefix("64:ff9b:1::/48")
+
 // blockedAddr names why a is refused without --allow-private-targets, or
 // returns "" when it may be reached: loopback, private (RFC 1918, RFC
 // 4193), link-local (incl. 169.254.169.254, the cloud metadata address),
 // unspecified and multicast addresses are refused, also when written as
-// IPv4-mapped IPv6.
+// IPv4-mapped IPv6. An IPv6 address that carries an IPv4 address (see
+// embeddedIPv4) is judged by that address too, and the local-use NAT64
+// prefix 64:ff9b:1::/48 is refused whole. A zone is ignored.
 func blockedAddr(a netip.Addr) string {
-	a = a.Unmap()
+	a = a.Unmap().WithZone("") // a zone would make every Prefix.Contains false
+	if why := blockedPlain(a); why != "" {
+		return why
+	}
+	if localNAT64.Contains(a) {
+		return "local-use NAT64 address (64:ff9b:1::/48, RFC 8215)"
+	}
+	for _, e := range embeddedIPv4(a) {
+		if why := blockedPlain(e.v4); why != "" {
+			return fmt.Sprintf("%s (%s carried in a %s address)", why, e.v4, e.kind)
+		}
+	}
+	return ""
+}
+
+// blockedPlain is blockedAddr's verdict on a itself.
+func blockedPlain(a netip.Addr) string {
 	switch {
 	case !a.IsValid():
 		return "invalid address"
@@ -62,6 +87,52 @@ func blockedAddr(a netip.Addr) string {
 		}
 	}
 	return ""
+}
+
+// IPv6 ranges whose addresses carry an IPv4 address that traffic may end
+// up at (through a translator, a tunnel or the host's own stack).
+var (
+	v4Compatible = netip.MustParsePrefix("::/96")           // IPv4-compatible (RFC 4291, deprecated)
+	v4Translated = netip.MustParsePrefix("::ffff:0:0:0/96") // IPv4-translated (SIIT, RFC 2765)
+	nat64        = netip.MustParsePrefix("64:ff9b::/96")    // well-known NAT64 prefix (RFC 6052)
+	sixToFour    = netip.MustParsePrefix("2002::/16")       // 6to4 (RFC 3056)
+	teredo       = netip.MustParsePrefix("2001::/32")       // Teredo (RFC 4380)
+)
+
+// carried is an IPv4 address found inside an IPv6 address.
+type carried struct {
+	v4   netip.Addr
+	kind string
+}
+
+// embeddedIPv4 returns the IPv4 addresses the IPv6 address a carries:
+// the last 32 bits of an IPv4-compatible, IPv4-translated or NAT64
+// (64:ff9b::/96) address, bits 16-47 of a 6to4 address, and for Teredo
+// both the server (bits 32-63) and the client (the last 32 bits, inverted).
+// IPv4-mapped addresses are Unmapped by the caller. Nil for anything else.
+func embeddedIPv4(a netip.Addr) []carried {
+	if !a.Is6() {
+		return nil
+	}
+	b := a.As16()
+	last := netip.AddrFrom4([4]byte(b[12:16]))
+	switch {
+	case v4Compatible.Contains(a):
+		return []carried{{last, "IPv4-compatible (::/96)"}}
+	case v4Translated.Contains(a):
+		return []carried{{last, "IPv4-translated (::ffff:0:0:0/96)"}}
+	case nat64.Contains(a):
+		return []carried{{last, "NAT64 (64:ff9b::/96)"}}
+	case sixToFour.Contains(a):
+		return []carried{{netip.AddrFrom4([4]byte(b[2:6])), "6to4 (2002::/16)"}}
+	case teredo.Contains(a):
+		client := [4]byte{b[12] ^ 0xff, b[13] ^ 0xff, b[14] ^ 0xff, b[15] ^ 0xff}
+		return []carried{
+			{netip.AddrFrom4([4]byte(b[4:8])), "Teredo server (2001::/32)"},
+			{netip.AddrFrom4(client), "Teredo client (2001::/32)"},
+		}
+	}
+	return nil
 }
 
 // guardControl is a net.Dialer Control function that refuses to connect to
@@ -93,6 +164,11 @@ func checkURL(ctx context.Context, raw string, allowPrivate bool, lookup LookupF
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "" {
 		return &TargetError{URL: raw, Reason: "must be an absolute http or https URL", Err: errors.New("bad scheme or host")}
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return &TargetError{URL: raw, Reason: fmt.Sprintf("port %s is outside 1-65535", p), Err: errors.New("bad port")}
+		}
 	}
 	if allowPrivate {
 		return nil

@@ -37,6 +37,9 @@ func (d *Dispatcher) Create(ctx context.Context, w store.Webhook) (store.Webhook
 	if err := d.CheckURL(ctx, w.URL); err != nil {
 		return store.Webhook{}, err
 	}
+	if err := CheckRateLimit(w.RateLimit); err != nil {
+		return store.Webhook{}, err
+	}
 	if len(w.Types) == 0 {
 		w.Types = []string{">"}
 	}
@@ -160,8 +163,10 @@ func (d *Dispatcher) Update(ctx context.Context, id string, u WebhookUpdate) (st
 			return store.Webhook{}, nil, errs[0]
 		}
 	}
-	if u.RateLimit != nil && (*u.RateLimit < 0 || *u.RateLimit > MaxRateLimit) {
-		return store.Webhook{}, nil, fmt.Errorf("rate limit %v is outside 0..%d", *u.RateLimit, MaxRateLimit)
+	if u.RateLimit != nil {
+		if err := CheckRateLimit(*u.RateLimit); err != nil {
+			return store.Webhook{}, nil, err
+		}
 	}
 	ep.applying.Lock()
 	defer ep.applying.Unlock()

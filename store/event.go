@@ -5,6 +5,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"hash/maphash"
@@ -184,15 +185,24 @@ type Appended struct {
 	Duplicate bool `json:"duplicate,omitempty"`
 }
 
-// IdempotencyKey is the key under which a Log de-duplicates events.
-func IdempotencyKey(source, id string) string { return source + "\x00" + id }
+// IdempotencyKey is the key under which a Log de-duplicates events: the
+// length of source as a uvarint, then source, then id. The length prefix
+// keeps any two (source, id) pairs apart, whatever bytes (NUL included)
+// they hold; a separator alone would not ("shop\x00x"+"42" and
+// "shop"+"x\x0042" once shared a key).
+func IdempotencyKey(source, id string) string {
+	b := make([]byte, 0, binary.MaxVarintLen64+len(source)+len(id))
+	b = binary.AppendUvarint(b, uint64(len(source)))
+	return string(append(append(b, source...), id...))
+}
 
 // idempotencyHash hashes IdempotencyKey(source, id) without building it.
 func idempotencyHash(source, id string) uint64 {
 	var h maphash.Hash
 	h.SetSeed(keySeed)
+	var n [binary.MaxVarintLen64]byte
+	_, _ = h.Write(binary.AppendUvarint(n[:0], uint64(len(source))))
 	_, _ = h.WriteString(source)
-	_ = h.WriteByte(0)
 	_, _ = h.WriteString(id)
 	return h.Sum64()
 }

@@ -45,6 +45,7 @@ func RunOptions(t *testing.T, newLog NewLog, opts Options) {
 	t.Run("AppendAssignsConsecutiveSeqs", func(t *testing.T) { testAppend(t, newLog) })
 	t.Run("StoredJSON", func(t *testing.T) { testStoredJSON(t, newLog) })
 	t.Run("Idempotency", func(t *testing.T) { testIdempotency(t, newLog) })
+	t.Run("IdempotencyKeyUnambiguous", func(t *testing.T) { testIdempotencyKey(t, newLog) })
 	if opts.DedupWindow {
 		t.Run("IdempotencyKeptForWindowAfterOverwrite", func(t *testing.T) { testIdempotencyWindow(t, newLog) })
 	} else {
@@ -147,6 +148,49 @@ func testIdempotency(t *testing.T, newLog NewLog) {
 	}
 	if n := l.Bounds().Newest; n != 4 {
 		t.Fatalf("newest = %d, want 4 (duplicates not stored)", n)
+	}
+}
+
+// testIdempotencyKey: source and id are told apart however they split
+// the same bytes: a NUL inside either cannot make two events one.
+func testIdempotencyKey(t *testing.T, newLog NewLog) {
+	l := newLog(t, 100)
+	ev := func(source, id string) store.Event {
+		e := Ev("a.a", id)
+		e.Source = source
+		return e
+	}
+	pairs := [][2]store.Event{
+		{ev("shop\x00x", "42"), ev("shop", "x\x0042")},
+		{ev("ab", "c"), ev("a", "bc")},
+		{ev("s\x00", "\x00i"), ev("s", "\x00\x00i")},
+	}
+	var seq uint64
+	for _, p := range pairs {
+		for _, e := range p {
+			seq++
+			if got := mustAppend(t, l, e); got[0].Duplicate || got[0].Seq != seq {
+				t.Fatalf("source %q id %q = %+v, want stored as seq %d", e.Source, e.ID, got[0], seq)
+			}
+		}
+	}
+	a, b := ev("shop\x00y", "7"), ev("shop", "y\x007")
+	got := mustAppend(t, l, a, b)
+	if got[0].Duplicate || got[1].Duplicate || got[0].Seq != seq+1 || got[1].Seq != seq+2 {
+		t.Fatalf("one batch of %q/%q and %q/%q = %+v, want two events stored", a.Source, a.ID, b.Source, b.ID, got)
+	}
+	// A repeat of each is answered with its own seq.
+	for i, p := range pairs {
+		got := mustAppend(t, l, p[1], p[0])
+		want := []store.Appended{{Seq: uint64(2*i + 2), ID: p[1].ID, Duplicate: true}, {Seq: uint64(2*i + 1), ID: p[0].ID, Duplicate: true}}
+		for j := range want {
+			if got[j] != want[j] {
+				t.Fatalf("repeat of pair %d, item %d = %+v, want %+v", i, j, got[j], want[j])
+			}
+		}
+	}
+	if n := l.Bounds().Newest; n != seq+2 {
+		t.Fatalf("newest = %d, want %d (repeats not stored)", n, seq+2)
 	}
 }
 

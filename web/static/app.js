@@ -61,7 +61,43 @@ function showHeld() {
     : `${num(n)} held; the rest waits in the gateway`;
 }
 
+// eventRow renders one event as a row. It never throws: an event that
+// cannot be rendered in full (e.g. an unreadable stream line, kept as
+// e.raw) still gets a row with its seq, so no row is ever skipped.
 function eventRow(e) {
+  if (e.raw === undefined) {
+    try {
+      return fullRow(e);
+    } catch (err) {
+      return fallbackRow(e, String(err));
+    }
+  }
+  return fallbackRow(e, 'unreadable stream line');
+}
+
+// RAW_MAX is how much of an unrenderable event's text a fallback row shows.
+const RAW_MAX = 2000;
+
+function fallbackRow(e, why) {
+  let raw = e.raw;
+  if (raw === undefined) {
+    try {
+      raw = JSON.stringify(e);
+    } catch {
+      raw = '';
+    }
+  }
+  const text = raw.length > RAW_MAX ? `${raw.slice(0, RAW_MAX)}… (${raw.length - RAW_MAX} more characters)` : raw;
+  return h('li', { class: 'event', dataset: { seq: e.seq } },
+    h('details', {},
+      h('summary', {},
+        h('span', { class: 'seq' }, `#${e.seq}`),
+        typeof e.type === 'string' ? h('span', { class: 'type' }, e.type) : null,
+        h('span', { class: 'where' }, `(not shown in full: ${why})`)),
+      h('div', { class: 'event-body' }, h('pre', { class: 'json' }, text))));
+}
+
+function fullRow(e) {
   return h('li', { class: 'event', dataset: { seq: e.seq } },
     h('details', {},
       h('summary', {},

@@ -19,10 +19,44 @@ export function h(tag, attrs = {}, ...children) {
 
 export const $ = (id) => document.getElementById(id);
 
-// jsonTree renders a value as pretty-printed, highlighted JSON.
+// JSON_DEPTH is how many levels of nesting jsonTree shows; deeper values
+// are shown as […] / {…}. JSON.stringify recurses, and data nested some
+// thousands deep (the gateway takes 10,000) overflows the stack.
+const JSON_DEPTH = 64;
+
+// prettyJSON is JSON.stringify(value, null, 2) down to JSON_DEPTH levels;
+// deeper arrays and objects are shown as […] and {…}. cut.deep is set when
+// anything was cut.
+function prettyJSON(value, depth, indent, cut) {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  const arr = Array.isArray(value);
+  const keys = arr ? null : Object.keys(value);
+  if ((arr ? value.length : keys.length) === 0) return arr ? '[]' : '{}';
+  if (depth >= JSON_DEPTH) {
+    cut.deep = true;
+    return arr ? '[…]' : '{…}';
+  }
+  const inner = indent + '  ';
+  const parts = arr
+    ? value.map((v) => inner + prettyJSON(v, depth + 1, inner, cut))
+    : keys.map((k) => `${inner}${JSON.stringify(k)}: ${prettyJSON(value[k], depth + 1, inner, cut)}`);
+  return `${arr ? '[' : '{'}\n${parts.join(',\n')}\n${indent}${arr ? ']' : '}'}`;
+}
+
+// jsonTree renders a value as pretty-printed, highlighted JSON, at most
+// JSON_DEPTH levels deep (a note says when more was cut). It never throws:
+// what cannot be rendered is shown as a message.
 export function jsonTree(value) {
   const pre = h('pre', { class: 'json' });
-  const text = JSON.stringify(value, null, 2) ?? 'undefined';
+  const cut = { deep: false };
+  let text;
+  try {
+    text = value === undefined ? 'undefined' : prettyJSON(value, 0, '', cut);
+  } catch (err) {
+    pre.append(`(this value cannot be shown: ${err})`);
+    return pre;
+  }
+  if (cut.deep) text += `\n// nested deeper than ${JSON_DEPTH} levels: the deeper levels are shown as […] and {…}`;
   const re = /("(?:\\.|[^"\\])*")(\s*:)?|\b(true|false|null)\b|(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)/g;
   let last = 0;
   for (let m; (m = re.exec(text));) {

@@ -120,8 +120,14 @@ export class LiveStream {
       try {
         v = JSON.parse(line);
       } catch {
-        this.onNotice('error', `unreadable stream line: ${line.slice(0, 80)}`);
-        continue;
+        // An event line starts with its seq: keep it, as raw text, so its
+        // row is shown and the seq never passes a row not shown.
+        const m = /^\s*\{"seq":(\d+),/.exec(line);
+        if (!m) {
+          this.onNotice('error', `unreadable stream line: ${line.slice(0, 80)}`);
+          continue;
+        }
+        v = { seq: Number(m[1]), raw: line };
       }
       if (typeof v.seq === 'number') {
         if (this.lastSeq !== null && v.seq <= this.lastSeq) continue; // seen already
