@@ -130,7 +130,7 @@ func TestStreamSlowClientsShareEventBytes(t *testing.T) {
 	if _, err := ring.Append(t.Context(), []store.Event{e}, nil); err != nil {
 		t.Fatal(err)
 	}
-	e = store.Event{} // the ring holds the only copy
+	// e is not used again: the ring holds the only copy of the event.
 	timeout := time.After(time.Minute)
 	for i := range clients {
 		select {

@@ -98,9 +98,12 @@ func ExampleClient_Subscribe() {
 		case client.KindSlowConsumer, client.KindDisconnected:
 			log.Printf("%s: %v (resuming)", sev.Kind, sev.Err)
 		}
-		saved = &sev.Cursor
+		saveCursor(sev.Cursor) // where to resume next time
 	}
 }
+
+// saveCursor stands for storing the cursor where the next run loads it.
+func saveCursor(client.Cursor) {}
 
 func ExampleClient_CreateWebhook() {
 	ctx := context.Background()

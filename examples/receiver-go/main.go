@@ -99,7 +99,9 @@ func run(args []string, getenv func(string) string, out io.Writer) error {
 	if err := srv.Shutdown(sctx); err != nil {
 		return err
 	}
-	<-errc // ErrServerClosed
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
 	return nil
 }
 
