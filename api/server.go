@@ -50,8 +50,8 @@ type Config struct {
 	TokenPublicKey crypto.PublicKey
 	// TokenMaxTTL caps a minted token's ttl (default DefaultTokenMaxTTL).
 	TokenMaxTTL time.Duration
-	MaxBody  int64 // request body limit in bytes; default DefaultMaxBody
-	MaxBatch int   // events per batch; default DefaultMaxBatch
+	MaxBody     int64 // request body limit in bytes; default DefaultMaxBody
+	MaxBatch    int   // events per batch; default DefaultMaxBatch
 	// MaxInflight caps API requests handled at once (streams excluded);
 	// more get 503 at once. Default DefaultMaxInflight.
 	MaxInflight int
