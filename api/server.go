@@ -40,18 +40,9 @@ type Config struct {
 	Ready func() error
 	// Keys are the accepted API keys; none (and no token key) means the
 	// API is open.
-	Keys []string
-	// TokenSecret, when set, accepts HS256 tokens signed with it and lets
-	// POST /v1/tokens mint them (--token-secret).
-	TokenSecret string
-	// TokenPublicKey, when set, accepts tokens signed with its private
-	// key: RS256, ES256 or EdDSA by its kind (see ParseTokenPublicKey).
-	// With either token key, a request needs an API key or a token.
-	TokenPublicKey crypto.PublicKey
-	// TokenMaxTTL caps a minted token's ttl (default DefaultTokenMaxTTL).
-	TokenMaxTTL time.Duration
-	MaxBody     int64 // request body limit in bytes; default DefaultMaxBody
-	MaxBatch    int   // events per batch; default DefaultMaxBatch
+	Keys     []string
+	MaxBody  int64 // request body limit in bytes; default DefaultMaxBody
+	MaxBatch int   // events per batch; default DefaultMaxBatch
 	// MaxInflight caps API requests handled at once (streams excluded);
 	// more get 503 at once. Default DefaultMaxInflight.
 	MaxInflight int
@@ -81,6 +72,16 @@ type Config struct {
 	// Registry receives the API's metrics and is served on /metrics
 	// (default: a new registry).
 	Registry *prometheus.Registry
+
+	// TokenSecret, when set, accepts HS256 tokens signed with it and lets
+	// POST /v1/tokens mint them (--token-secret).
+	TokenSecret string
+	// TokenPublicKey, when set, accepts tokens signed with its private
+	// key: RS256, ES256 or EdDSA by its kind (see ParseTokenPublicKey).
+	// With either token key, a request needs an API key or a token.
+	TokenPublicKey crypto.PublicKey
+	// TokenMaxTTL caps a minted token's ttl (default DefaultTokenMaxTTL).
+	TokenMaxTTL time.Duration
 }
 
 // Server is the HTTP face of the gateway. Create it with New; it is an
