@@ -69,7 +69,7 @@ func TestTokenFlags(t *testing.T) {
 		}
 		resp.Body.Close()
 		if resp.StatusCode != want {
-			t.Errorf("credential %q: %d, want %d", cred != "", resp.StatusCode, want)
+			t.Errorf("with a token %v: %d, want %d", cred != "", resp.StatusCode, want)
 		}
 	}
 }
