@@ -1,16 +1,19 @@
 package main
 
 import (
+	"crypto"
 	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/eventgate/eventgate/api"
 	"github.com/eventgate/eventgate/store/natsjs"
 )
 
@@ -19,8 +22,14 @@ var errHelp = errors.New("help requested")
 
 // config is everything the flags and GATEWAY_* variables set.
 type config struct {
-	Addr                string
-	APIKeys             []string
+	Addr    string
+	APIKeys []string
+	// TokenSecret accepts HS256 tokens and signs minted ones; the public
+	// key (read from TokenPublicKeyFile) accepts RS256/ES256/EdDSA tokens.
+	TokenSecret         string
+	TokenPublicKeyFile  string
+	TokenPublicKey      crypto.PublicKey
+	TokenMaxTTL         time.Duration
 	Insecure            bool
 	LogFormat           string
 	BufferSize          int
@@ -81,6 +90,12 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	def("addr", "GATEWAY_ADDR")
 	fs.Var(&keys, "api-key", "`key` accepted as Authorization: Bearer <key> (repeatable; env: comma-separated)")
 	def("api-key", "GATEWAY_API_KEYS")
+	fs.StringVar(&c.TokenSecret, "token-secret", "", "`secret` (32 bytes or more) that HS256 tokens are signed with; enables POST /v1/tokens")
+	def("token-secret", "GATEWAY_TOKEN_SECRET")
+	fs.StringVar(&c.TokenPublicKeyFile, "token-public-key", "", "PEM `file` of the public key RS256, ES256 or EdDSA tokens are signed with (RSA 2048+, ECDSA P-256, Ed25519)")
+	def("token-public-key", "GATEWAY_TOKEN_PUBLIC_KEY")
+	fs.DurationVar(&c.TokenMaxTTL, "token-max-ttl", api.DefaultTokenMaxTTL, "longest ttl POST /v1/tokens grants")
+	def("token-max-ttl", "GATEWAY_TOKEN_MAX_TTL")
 	fs.BoolVar(&c.Insecure, "insecure", false, "allow a non-loopback --addr with no API key")
 	def("insecure", "GATEWAY_INSECURE")
 	fs.StringVar(&c.LogFormat, "log-format", "", "log format: text or json (default: text on a terminal, else json)")
@@ -202,6 +217,15 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	if c.RetrySchedule, err = parseSchedule(sched); err != nil {
 		return c, fmt.Errorf("--retry-schedule: %w", err)
 	}
+	if c.TokenPublicKeyFile != "" {
+		b, err := os.ReadFile(c.TokenPublicKeyFile)
+		if err == nil {
+			c.TokenPublicKey, err = api.ParseTokenPublicKey(b)
+		}
+		if err != nil {
+			return c, fmt.Errorf("--token-public-key: %w", err)
+		}
+	}
 	return c, c.check()
 }
 
@@ -261,8 +285,14 @@ func (c config) check() error {
 	default:
 		errs = append(errs, fmt.Errorf("--store must be memory or nats, not %q", c.Store))
 	}
-	if len(c.APIKeys) == 0 && !c.Insecure && !isLoopback(c.Addr) {
+	if len(c.APIKeys) == 0 && c.TokenSecret == "" && c.TokenPublicKeyFile == "" && !c.Insecure && !isLoopback(c.Addr) {
 		errs = append(errs, fmt.Errorf("refusing to listen on %s with no API key: anyone who can reach it could use the API; set --api-key (or GATEWAY_API_KEYS), listen on 127.0.0.1, or pass --insecure", c.Addr))
+	}
+	if c.TokenSecret != "" && len(c.TokenSecret) < 32 {
+		errs = append(errs, errors.New("--token-secret must be at least 32 bytes (e.g. `openssl rand -base64 32`)"))
+	}
+	if c.TokenMaxTTL <= 0 {
+		errs = append(errs, errors.New("--token-max-ttl must be positive"))
 	}
 	if c.DebugAddr != "" && !isLoopback(c.DebugAddr) {
 		errs = append(errs, fmt.Errorf("--debug-addr %s must be a loopback address", c.DebugAddr))

@@ -19,9 +19,9 @@ import (
 
 func TestRedactArgs(t *testing.T) {
 	in := []string{"eventgate", "--api-key", "k1", "--api-key=k2", "-api-key", "k3", "--addr", "127.0.0.1:0",
-		"--nats-creds", "/etc/nats.creds", "--encryption-key=abc", "--webhook-token", "t", "--some-secret=s", "--api-key"}
+		"--nats-creds", "/etc/nats.creds", "--encryption-key=abc", "--webhook-token", "t", "--some-secret=s", "--token-secret", "hs", "--token-secret=hs", "--api-key"}
 	want := []string{"eventgate", "--api-key", "REDACTED", "--api-key=REDACTED", "-api-key", "REDACTED", "--addr", "127.0.0.1:0",
-		"--nats-creds", "REDACTED", "--encryption-key=REDACTED", "--webhook-token", "REDACTED", "--some-secret=REDACTED", "--api-key"}
+		"--nats-creds", "REDACTED", "--encryption-key=REDACTED", "--webhook-token", "REDACTED", "--some-secret=REDACTED", "--token-secret", "REDACTED", "--token-secret=REDACTED", "--api-key"}
 	if got := redactArgs(in); !slices.Equal(got, want) {
 		t.Fatalf("redactArgs\n got %q\nwant %q", got, want)
 	}

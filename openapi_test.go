@@ -69,6 +69,7 @@ func TestOpenAPI(t *testing.T) {
 		"/v1/webhooks/{id}/deliveries/{delivery_id}":       {"GET"},
 		"/v1/webhooks/{id}/deliveries/{delivery_id}/retry": {"POST"},
 		"/v1/webhooks/{id}/deliveries/stream":              {"GET"},
+		"/v1/tokens":                                       {"POST"},
 		"/healthz":                                         {"GET"},
 		"/readyz":                                          {"GET"},
 		"/metrics":                                         {"GET"},

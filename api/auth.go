@@ -37,11 +37,12 @@ func (k keyring) match(key string) int {
 	return found
 }
 
-// identityKey is the context key of the identity requireKey settled on.
+// identityKey is the context key of the identity requireAuth settled on.
 type identityKey struct{}
 
 // identity returns who the request is, for per-client limits: "key:<n>"
-// (the n-th configured API key) once requireKey accepted a key, otherwise
+// (the n-th configured API key) once requireAuth accepted a key, "token:<sub>" (or
+// "token#<hash>" without a sub) for a token, otherwise
 // "ip:<host>" of the TCP peer. Never a value the client can vary at will:
 // not the raw Authorization header, nor X-Forwarded-For.
 func identity(r *http.Request) string {
@@ -65,15 +66,19 @@ func bearerToken(h string) (string, bool) {
 	return tok, tok != ""
 }
 
-// requireKey is middleware demanding `Authorization: Bearer <key>` when keys
-// are configured. With allowQuery, the key may instead come as the
-// access_token query parameter (browsers cannot set WebSocket headers); it
-// is removed from the request's URL so that nothing downstream logs it.
-// An accepted request carries its identity (see identity).
-func (k keyring) requireKey(allowQuery bool) func(http.Handler) http.Handler {
+// requireAuth is middleware demanding `Authorization: Bearer <credential>`
+// when API keys or token keys are configured: an API key (full access) or
+// a signed token (tokenVerifier: what its claims grant, see accessOf).
+// With allowQuery, the credential may instead come as the access_token
+// query parameter (browsers cannot set WebSocket headers); it is removed
+// from the request's URL so that nothing downstream logs it. An accepted
+// request carries its identity (see identity); a token's sub is logged,
+// never the token.
+func (s *Server) requireAuth(allowQuery bool) func(http.Handler) http.Handler {
+	k, tokens := s.keys, s.tokens
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if k.open() {
+			if k.open() && tokens == nil {
 				next.ServeHTTP(w, r)
 				return
 			}
@@ -84,16 +89,32 @@ func (k keyring) requireKey(allowQuery bool) func(http.Handler) http.Handler {
 				q.Del("access_token")
 				r.URL.RawQuery = q.Encode()
 			}
+			key = strings.TrimSpace(key)
 			i := -1
-			if found {
-				i = k.match(strings.TrimSpace(key))
+			if found && !k.open() {
+				i = k.match(key)
 			}
-			if i < 0 {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="eventgate"`)
-				fail(w, http.StatusUnauthorized, "a valid API key is required: Authorization: Bearer <key>")
+			if i >= 0 {
+				next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, "key:"+strconv.Itoa(i))))
 				return
 			}
-			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, "key:"+strconv.Itoa(i))))
+			what := "a valid API key is required: Authorization: Bearer <key>"
+			if tokens != nil {
+				what = "a valid API key or token is required: Authorization: Bearer <key or token>"
+				if found && looksLikeJWT(key) {
+					a, err := tokens.verify(key)
+					if err == nil {
+						s.cfg.Logger.Debug("token accepted", "sub", a.sub, "method", r.Method, "path", r.URL.Path)
+						ctx := context.WithValue(r.Context(), identityKey{}, tokenIdentity(a, key))
+						next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, accessKey{}, a)))
+						return
+					}
+					s.cfg.Logger.Debug("token refused", "method", r.Method, "path", r.URL.Path, "err", err)
+					what = "the token is not valid: " + err.Error()
+				}
+			}
+			w.Header().Set("WWW-Authenticate", `Bearer realm="eventgate"`)
+			fail(w, http.StatusUnauthorized, what)
 		})
 	}
 }

@@ -121,6 +121,11 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, *p)
 		return
 	}
+	if p := accessOf(r).checkPublish(events, single); p != nil {
+		s.metrics.rejected(len(events))
+		writeProblem(w, *p)
+		return
+	}
 	if !s.limiter.allow(w, r, len(events)) {
 		s.metrics.rejected(len(events))
 		return
@@ -363,6 +368,11 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "invalid query parameters", errs...)
 		return
 	}
+	filter, p := accessOf(r).readFilter("type", pats, filter)
+	if p != nil {
+		writeProblem(w, *p)
+		return
+	}
 	page, err := s.cfg.Publisher.Log().Read(r.Context(), after, int(limit), filter, nil)
 	if err != nil {
 		s.Error(w, r, "replay events", err)
@@ -395,6 +405,9 @@ func (s *Server) getEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec, err := s.cfg.Publisher.Log().Get(r.Context(), seq)
+	if a := accessOf(r); err == nil && a != nil && !a.subscribe.Match(rec.Type) {
+		err = store.ErrNotFound // outside the token's scope: as if never stored
+	}
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			err = fmt.Errorf("event %d was never stored or has been overwritten: %w", seq, err)

@@ -29,6 +29,7 @@ type Problem struct {
 var problemKinds = map[int][2]string{
 	http.StatusBadRequest:            {"bad-request", "Bad request"},
 	http.StatusUnauthorized:          {"unauthorized", "Unauthorized"},
+	http.StatusForbidden:             {"forbidden", "Forbidden"},
 	http.StatusNotFound:              {"not-found", "Not found"},
 	http.StatusMethodNotAllowed:      {"method-not-allowed", "Method not allowed"},
 	http.StatusMisdirectedRequest:    {"misdirected-request", "Misdirected request"},

@@ -4,6 +4,7 @@
 package api
 
 import (
+	"crypto"
 	"log/slog"
 	"net/http"
 	"time"
@@ -37,7 +38,8 @@ type Config struct {
 	// NATS connection is up); nil means always. /readyz answers 503 with
 	// the error otherwise.
 	Ready func() error
-	// Keys are the accepted API keys; none means the API is open.
+	// Keys are the accepted API keys; none (and no token key) means the
+	// API is open.
 	Keys     []string
 	MaxBody  int64 // request body limit in bytes; default DefaultMaxBody
 	MaxBatch int   // events per batch; default DefaultMaxBatch
@@ -70,6 +72,16 @@ type Config struct {
 	// Registry receives the API's metrics and is served on /metrics
 	// (default: a new registry).
 	Registry *prometheus.Registry
+
+	// TokenSecret, when set, accepts HS256 tokens signed with it and lets
+	// POST /v1/tokens mint them (--token-secret).
+	TokenSecret string
+	// TokenPublicKey, when set, accepts tokens signed with its private
+	// key: RS256, ES256 or EdDSA by its kind (see ParseTokenPublicKey).
+	// With either token key, a request needs an API key or a token.
+	TokenPublicKey crypto.PublicKey
+	// TokenMaxTTL caps a minted token's ttl (default DefaultTokenMaxTTL).
+	TokenMaxTTL time.Duration
 }
 
 // Server is the HTTP face of the gateway. Create it with New; it is an
@@ -78,6 +90,7 @@ type Server struct {
 	cfg      Config
 	validate *validator.Validate
 	keys     keyring
+	tokens   *tokenVerifier // nil: no token key configured
 	metrics  *httpMetrics
 	ce       *ceCache // CloudEvents conversions shared by stream clients
 	router   chi.Router
@@ -112,10 +125,14 @@ func New(cfg Config) *Server {
 	if cfg.IngestBurst <= 0 {
 		cfg.IngestBurst = cfg.IngestRate
 	}
+	if cfg.TokenMaxTTL <= 0 {
+		cfg.TokenMaxTTL = DefaultTokenMaxTTL
+	}
 	if cfg.IngestClients <= 0 {
 		cfg.IngestClients = DefaultIngestClients
 	}
 	s := &Server{cfg: cfg, validate: newValidator(), keys: newKeyring(cfg.Keys), ce: newCECache()}
+	s.tokens = newTokenVerifier([]byte(cfg.TokenSecret), cfg.TokenPublicKey)
 	s.metrics = newHTTPMetrics(cfg.Registry, cfg.Publisher.Log(), cfg.Capacity)
 	if cfg.IngestRate > 0 {
 		s.limiter = newIngestLimiter(cfg.IngestRate, cfg.IngestBurst, cfg.IngestClients, cfg.Registry, s.metrics.limited.WithLabelValues("rate"))
@@ -155,11 +172,15 @@ func (s *Server) routes() chi.Router {
 	r.Route("/v1", func(r chi.Router) {
 		r.Group(func(r chi.Router) {
 			r.Use(inflightLimit(s.cfg.MaxInflight, s.metrics.limited.WithLabelValues("inflight")))
-			r.Use(s.keys.requireKey(false))
+			r.Use(s.requireAuth(false))
 			r.Post("/events", s.postEvents)
 			r.Get("/events", s.listEvents)
 			r.Get("/events/{seq}", s.getEvent)
-			s.webhookRoutes(r)
+			r.Group(func(r chi.Router) { // tokens need admin: true
+				r.Use(requireAdmin)
+				s.webhookRoutes(r)
+				r.Post("/tokens", s.mintToken)
+			})
 		})
 		// Long-lived streams: outside the in-flight limiter, whose tokens
 		// are for short requests (a stream would hold one for its whole
@@ -167,9 +188,9 @@ func (s *Server) routes() chi.Router {
 		// WebSocket may send as access_token. Streams are bounded by their
 		// own limits (--stream-queue, dispatch.MaxTails per webhook).
 		r.Group(func(r chi.Router) {
-			r.Use(s.keys.requireKey(true))
+			r.Use(s.requireAuth(true))
 			s.streamRoutes(r)
-			r.Get("/webhooks/{id}/deliveries/stream", s.tailDeliveries)
+			r.With(requireAdmin).Get("/webhooks/{id}/deliveries/stream", s.tailDeliveries)
 		})
 	})
 	return r

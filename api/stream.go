@@ -66,6 +66,14 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "open the stream as a WebSocket (Upgrade: websocket) or as Server-Sent Events (Accept: text/event-stream)")
 		return
 	}
+	if a := accessOf(r); a != nil { // a token: its scope, until it expires
+		var p *Problem
+		if sub.Filter, p = a.readFilter("types", pats, sub.Filter); p != nil {
+			writeProblem(w, *p)
+			return
+		}
+		sub.Expires, sub.ExpireReason = a.expires, "token expired"
+	}
 	sub.Transport = "sse"
 	if ws {
 		sub.Transport = "websocket"
@@ -208,7 +216,7 @@ func (k *wsSink) Close(why gateway.CloseReason, detail string) {
 		return
 	case gateway.CloseShutdown:
 		code = websocket.StatusGoingAway
-	case gateway.CloseSlow:
+	case gateway.CloseSlow, gateway.CloseExpired:
 		code = websocket.StatusPolicyViolation
 	}
 	_ = k.conn.Close(code, detail)
@@ -339,13 +347,19 @@ func (k *sseSink) Ping(ctx context.Context) error {
 
 // Close implements gateway.Sink: SSE has no close frame, the response
 // simply ends; a comment says why, for people reading the stream.
+// An expired token's stream ends with an `event: error` message whose
+// data is {"error":"token_expired","detail":"token expired; last seq N"}.
 func (k *sseSink) Close(why gateway.CloseReason, detail string) {
 	if why == gateway.CloseAbort || detail == "" {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	_ = k.writeBytes(ctx, []byte(": "+detail+"\n\n"))
+	msg := ": " + detail + "\n\n"
+	if why == gateway.CloseExpired {
+		msg = `event: error` + "\n" + `data: {"error":"token_expired","detail":` + strconv.Quote(detail) + "}\n\n"
+	}
+	_ = k.writeBytes(ctx, []byte(msg))
 }
 
 // headerHasToken reports whether the comma-separated header name holds

@@ -36,6 +36,10 @@ var ErrHubFull = errors.New("stream hub is full")
 // off.
 var ErrSlowConsumer = errors.New("slow consumer")
 
+// ErrExpired is returned by Stream.Serve when the subscription's Expires
+// passed and the client was closed with CloseExpired.
+var ErrExpired = errors.New("subscription expired")
+
 // HubConfig configures a Hub; zero fields mean the documented defaults.
 type HubConfig struct {
 	// Queue is how many events a client may lag before it is cut off
@@ -229,6 +233,12 @@ type Subscription struct {
 	Transport string
 	// Remote names the peer in logs and Drop.
 	Remote string
+	// Expires, when set, ends the stream at that time with CloseExpired
+	// (no goroutine: the stream's own wait honours it). ExpireReason
+	// starts the close detail, "<ExpireReason>; last seq N" (default
+	// "subscription expired"), e.g. "token expired".
+	Expires      time.Time
+	ExpireReason string
 }
 
 // Open registers a client and returns its Stream; ErrHubFull when

@@ -50,7 +50,7 @@ func (f *fakeSink) Ping(context.Context) error { return nil }
 
 func (f *fakeSink) Close(why gateway.CloseReason, detail string) {
 	f.closed <- map[gateway.CloseReason]string{gateway.CloseShutdown: "shutdown", gateway.CloseSlow: "slow",
-		gateway.CloseError: "error", gateway.CloseAbort: "abort"}[why] + ": " + detail
+		gateway.CloseError: "error", gateway.CloseAbort: "abort", gateway.CloseExpired: "expired"}[why] + ": " + detail
 }
 
 // published numbers test events so that their idempotency keys differ.
@@ -304,4 +304,38 @@ func TestHubShutdownFlushEndsWhileTheLogGrows(t *testing.T) {
 	}
 	cancel()
 	<-run
+}
+
+// A subscription with Expires is closed when that time comes, idle or
+// not, naming the last seq sent.
+func TestHubSubscriptionExpires(t *testing.T) {
+	ring := store.NewRing(100)
+	publish(t, ring, 3)
+	h := startHub(t, ring, gateway.HubConfig{})
+	sink := newFakeSink()
+	done := serve(t, h, gateway.Subscription{Resume: true, Expires: time.Now().Add(100 * time.Millisecond), ExpireReason: "token expired"}, sink)
+	if got := <-sink.sent; !slices.Equal(got, []uint64{0, 1, 2, 3}) {
+		t.Fatalf("first send = %v", got)
+	}
+	select {
+	case got := <-sink.closed:
+		if want := "expired: token expired; last seq 3"; got != want {
+			t.Fatalf("close = %q, want %q", got, want)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream outlived its Expires")
+	}
+	if err := <-done; !errors.Is(err, gateway.ErrExpired) {
+		t.Fatalf("Serve = %v, want ErrExpired", err)
+	}
+
+	// Already past: closed before anything is sent.
+	sink = newFakeSink()
+	done = serve(t, h, gateway.Subscription{Resume: true, Expires: time.Now().Add(-time.Second)}, sink)
+	if got := <-sink.closed; got != "expired: subscription expired; last seq 0" {
+		t.Fatalf("close = %q", got)
+	}
+	if err := <-done; !errors.Is(err, gateway.ErrExpired) {
+		t.Fatalf("Serve = %v, want ErrExpired", err)
+	}
 }

@@ -24,6 +24,9 @@ const (
 	// CloseAbort: the peer is unresponsive, the transport failed or the hub
 	// force-closes: drop the connection without a closing handshake.
 	CloseAbort
+	// CloseExpired: the subscription's Expires passed (1008); the detail
+	// is "<ExpireReason>; last seq N", everything up to N having been sent.
+	CloseExpired
 )
 
 // Sink is one client's transport: a WebSocket, an SSE response. The hub
@@ -71,7 +74,7 @@ func (s *Stream) Release() {
 
 // Serve runs the client until it ends, in the caller's goroutine, the only
 // one that uses sink, and returns why it ended: nil after a shutdown
-// flush, ErrSlowConsumer, ctx.Err() when the peer went away (the caller
+// flush, ErrSlowConsumer, ErrExpired, ctx.Err() when the peer went away (the caller
 // cancels ctx) or the hub force-closed, or a transport or store error.
 //
 // The client is a cursor over the log. First it sends the hello line (and
@@ -95,6 +98,10 @@ func (s *Stream) Release() {
 // passes either bound (checked before every send) the client is closed
 // with CloseSlow and a reason naming its cursor: every
 // matching event up to that seq was sent, so it can resume with after=seq.
+// A subscription with Expires is closed with CloseExpired when that time
+// comes (checked while waiting, and before every read while catching up),
+// with the same "last seq" in its reason.
+//
 // A client whose socket is full is noticed when its blocked write finishes
 // or times out (HubConfig.WriteTimeout).
 func (s *Stream) Serve(ctx context.Context, sink Sink) error {
@@ -149,6 +156,12 @@ func (s *Stream) serve(ctx context.Context, sink Sink) error {
 	closing := h.closing // nil once seen
 	ping := time.NewTimer(h.cfg.PingInterval)
 	defer ping.Stop()
+	var expire <-chan time.Time // nil: never
+	if !s.sub.Expires.IsZero() {
+		t := time.NewTimer(time.Until(s.sub.Expires))
+		defer t.Stop()
+		expire = t.C
+	}
 	var linger *time.Timer // made when first needed
 	for {
 		if done, err := s.sendReady(ctx, sink); done {
@@ -176,6 +189,8 @@ func (s *Stream) serve(ctx context.Context, sink Sink) error {
 				return err
 			}
 			ping.Reset(h.cfg.PingInterval)
+		case <-expire:
+			return s.expire(sink)
 		case <-ctx.Done():
 			return s.end(sink, CloseAbort, h.goneReason(), ctx.Err(), "")
 		}
@@ -210,6 +225,9 @@ func (s *Stream) sendReady(ctx context.Context, sink Sink) (done bool, _ error) 
 	for {
 		if ctx.Err() != nil { // forced or gone, even if the log's Read would not say so
 			return true, s.end(sink, CloseAbort, h.goneReason(), ctx.Err(), "")
+		}
+		if !s.sub.Expires.IsZero() && !time.Now().Before(s.sub.Expires) {
+			return true, s.expire(sink) // a long catch-up ends on time too
 		}
 		bp := batches.Get().(*[]store.Record)
 		page, err := h.log.Read(ctx, s.cursor, h.cfg.MaxBatch, s.sub.Filter, (*bp)[:0])
@@ -339,6 +357,15 @@ func (s *Stream) cutSlow(sink Sink, lag uint64, lagBytes int64) error {
 			LastSeq: s.cursor, Lag: lag, Queue: h.cfg.Queue})
 	}
 	return s.end(sink, CloseSlow, "slow", ErrSlowConsumer, fmt.Sprintf("slow consumer: last seq %d", s.cursor))
+}
+
+// expire ends a client whose Subscription.Expires has passed.
+func (s *Stream) expire(sink Sink) error {
+	reason := s.sub.ExpireReason
+	if reason == "" {
+		reason = "subscription expired"
+	}
+	return s.end(sink, CloseExpired, "expired", ErrExpired, fmt.Sprintf("%s; last seq %d", reason, s.cursor))
 }
 
 // end closes sink for why, counts and logs it, and returns err.

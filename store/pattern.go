@@ -187,3 +187,83 @@ func (f Filter) Strings() []string {
 // types, a replay's type=, a stream's types=. Each pattern costs every
 // event a reader examines a test, so the API refuses more.
 const MaxFilterPatterns = 100
+
+// Covers reports whether every event type p matches is matched by at
+// least one pattern of f: p is "inside" f. The nil Filter covers every
+// pattern; an empty one covers none. So `a.*` is inside `a.>` and `a.b`
+// inside `a.*`, but `>` is inside only a filter that matches everything,
+// and `a.>` is inside {`a.*`, `a.*.>`} (each length by another pattern).
+//
+// Segments are unbounded here: the MaxTypeLen cap on types is ignored, so
+// a pattern covered only because longer types cannot exist is reported
+// not covered (the safe answer). It does not allocate. The zero Pattern
+// matches nothing and is covered by any f.
+func (f Filter) Covers(p Pattern) bool {
+	if f == nil || p.segments == nil {
+		return true
+	}
+	n := len(p.segments)
+	if p.segments[n-1] != ">" {
+		return f.coversFixed(p.segments)
+	}
+	// p is prefix.>: it matches prefix plus k >= 1 segments. A pattern of f
+	// longer than the prefix plus k cannot match such a type, so past the
+	// longest pattern of f only a '>' covers, and it covers every longer k
+	// once it covers one: checking k up to that length plus one decides.
+	prefix := p.segments[:n-1]
+	longest := 0
+	for _, q := range f {
+		longest = max(longest, len(q.segments))
+	}
+	for k := 1; k <= max(1, longest-len(prefix)+1); k++ {
+		if !f.coversWildTail(prefix, k) {
+			return false
+		}
+	}
+	return true
+}
+
+// coversFixed reports whether one pattern of f matches every type segs
+// (literals and '*', no '>') matches. With an unbounded alphabet a '*' can
+// take a segment no pattern names, so a union of patterns covers a
+// fixed-length pattern only when one of them does.
+func (f Filter) coversFixed(segs []string) bool {
+	for _, q := range f {
+		if coversOne(q.segments, segs, 0) {
+			return true
+		}
+	}
+	return false
+}
+
+// coversWildTail is coversFixed for prefix followed by k '*' segments.
+func (f Filter) coversWildTail(prefix []string, k int) bool {
+	for _, q := range f {
+		if coversOne(q.segments, prefix, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// coversOne reports whether pattern q matches every type matched by segs
+// followed by tail '*' segments (segs holds literals and '*').
+func coversOne(q, segs []string, tail int) bool {
+	n := len(segs) + tail
+	for i, qs := range q {
+		if qs == ">" {
+			return i < n // one or more segments remain
+		}
+		if i >= n {
+			return false
+		}
+		s := "*"
+		if i < len(segs) {
+			s = segs[i]
+		}
+		if qs != "*" && qs != s {
+			return false
+		}
+	}
+	return len(q) == n
+}
