@@ -98,9 +98,10 @@ function badge(cls, text, title) {
 
 function render(wh, d) {
   dialog().dataset.status = d.status;
-  $('drawer-h').replaceChildren(`Delivery of seq ${d.event_seq} `,
-    badge(`badge-${d.status}`, d.status),
-    d.origin === 'replay' ? badge('badge-replay', 'replay', 'Made by POST …/replay: a re-send, not a duplicate') : null);
+  const marks = [badge(`badge-${d.status}`, d.status)];
+  if (d.origin === 'replay') marks.push(badge('badge-replay', 'replay', 'Made by POST …/replay: a re-send, not a duplicate'));
+  if (d.attempts.some((a) => a.trigger === 'manual')) marks.push(badge('trigger trigger-manual', 'retried by hand', 'Retry was asked for (POST …/retry)'));
+  $('drawer-h').replaceChildren(`Delivery of seq ${d.event_seq} `, ...marks);
   $('drawer-sub').textContent = `${d.id} → ${wh.url}`;
 
   const facts = h('dl', { class: 'facts' },

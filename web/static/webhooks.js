@@ -15,7 +15,8 @@ let tail = null; // {id, abort, live}
 let pollTimer = 0;
 let tailMissing = false; // the gateway has no delivery tail: poll only
 
-const PAGE = 50; // deliveries a page
+// Deliveries a page; ?dlvpage=N sets it (the tests page with small N).
+const PAGE = Number(new URLSearchParams(location.search).get('dlvpage')) || 50;
 
 export function startWebhooks({ epoch = () => '' } = {}) {
   setDrawerHooks({
