@@ -76,15 +76,30 @@ func testDeliveryDrawer(t *testing.T, b *browser) {
 		}
 		g.publish(t, typ)
 	}
-	g.waitDelivery(t, h.ID, 1, "succeeded")
-	g.waitDelivery(t, h.ID, 2, "failed")
-	g.waitDelivery(t, h.ID, 3, "succeeded")
-	g.waitDelivery(t, h.ID, 4, "succeeded")
+	for seq, want := range map[uint64]string{1: "succeeded", 2: "failed", 3: "succeeded", 4: "succeeded"} {
+		// Not g.waitDelivery: its message shows a zero delivery, formatted
+		// before it waits; and this setup once needed more than its 10 s.
+		seen := ""
+		eventually(t, 20*time.Second, fmt.Sprintf("seq %d %s", seq, want), func() bool {
+			for _, d := range g.deliveries(t, h.ID, "?limit=1000") {
+				if d.EventSeq == seq {
+					if now := fmt.Sprintf("%s after %d attempts", d.Status, d.Attempts); now != seen && d.Status != want {
+						seen = now
+						t.Logf("seq %d: %s", seq, now) // says where it stood if this times out
+					}
+					return d.Status == want
+				}
+			}
+			return false
+		})
+	}
 	_, body := g.do(t, http.MethodGet, "/v1/events?limit=1", "", nil)
 	epoch := decode[struct{ Epoch string }](t, body).Epoch
 
 	// Two deliveries a page, so that four make two pages.
 	p := b.open(t, g.URL+"/?dlvpage=2", desktopW, desktopH)
+	p.recordViolations()
+	p.run(chromedp.Reload(), chromedp.WaitVisible(chromedp.ID("stream")))
 	card := fmt.Sprintf(`document.querySelector('#wh-list li[data-id=%q]')`, h.ID)
 	p.waitJS("the card", card+` !== null`)
 	p.run(chromedp.Click(chromedp.CSS(fmt.Sprintf(`li[data-id=%q] button[aria-controls]`, h.ID))))
@@ -158,6 +173,16 @@ func testDeliveryDrawer(t *testing.T, b *browser) {
 	if *updateDocs {
 		copyFile(t, path, filepath.Join("..", "docs", "dashboard-deliveries.png"))
 	}
+	// At phone width, in dark mode, the drawer fits the screen.
+	p.run(chromedp.EmulateViewport(phoneW, phoneH))
+	p.darkMode(true)
+	p.settle()
+	if w := eval[int64](p, `document.getElementById('drawer').scrollWidth`); w > phoneW {
+		t.Errorf("the drawer is %dpx wide on a %dpx phone", w, phoneW)
+	}
+	t.Logf("screenshot %s", p.viewShot("dashboard-deliveries-phone-dark"))
+	p.run(chromedp.EmulateViewport(desktopW, desktopH))
+	p.darkMode(false)
 	p.run(chromedp.Click(chromedp.ID("drawer-close")))
 	p.waitJS("the drawer to close", `!document.getElementById('drawer').open`)
 
@@ -182,6 +207,9 @@ func testDeliveryDrawer(t *testing.T, b *browser) {
 	p.waitJS("the log to follow", card+`.querySelector('tr[data-seq="2"]')?.dataset.status === 'succeeded'`)
 	p.run(chromedp.KeyEvent(kb.Escape))
 	p.waitJS("the drawer to close", `!document.getElementById('drawer').open`)
+	if v := eval[[]string](p, `window.__csp`); len(v) != 0 {
+		t.Fatalf("the drawer violates the CSP: %q", v)
+	}
 }
 
 // testRetryClearsRetrying: Retry on a retrying delivery takes it out of the

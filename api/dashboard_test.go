@@ -391,7 +391,7 @@ func testWebhook(t *testing.T, b *browser) {
 		t.Errorf("last error shown as %q", got)
 	}
 	rcv.fail.Store(0)
-	p.run(chromedp.Click(chromedp.CSS(fmt.Sprintf(`li[data-id=%q] tr[data-seq="%d"] button`, id, seq))))
+	p.run(chromedp.Click(chromedp.CSS(fmt.Sprintf(`li[data-id=%q] tr[data-seq="%d"] td:last-child button`, id, seq))))
 	rcv.next(t)
 	p.waitJS("the retried delivery", row(seq)+`?.dataset.status === 'succeeded'`)
 
