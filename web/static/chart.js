@@ -14,10 +14,12 @@ export class RateChart {
     setInterval(() => this.tick(), 1000);
   }
 
-  // add counts n events received now.
+  // add counts n events received now. The canvas's data-counted keeps the
+  // total drawn since the page opened.
   add(n) {
     this.advance();
     this.buckets[SECONDS - 1] += n;
+    this.canvas.dataset.counted = String(Number(this.canvas.dataset.counted || 0) + n);
     if (!this.frame) {
       this.frame = requestAnimationFrame(() => {
         this.frame = 0;

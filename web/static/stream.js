@@ -3,6 +3,11 @@
 // taken is handed on exactly once, and each reconnect (after a drop, a 1008
 // "slow consumer" close, or a pause that held too much) resumes with
 // after=<last seq taken>&epoch=<epoch>.
+//
+// A socket that closes before it ever opened may have been refused (the
+// gateway answers a bad filter with 400, which a WebSocket cannot read):
+// check() then says why, and a reason stops the stream instead of
+// reconnecting forever.
 
 import { streamURL } from './api.js';
 
@@ -13,10 +18,14 @@ export class LiveStream {
   // onEvents(events) gets each batch of new events in seq order; onNotice
   // (kind, text) gets gaps, resets and disconnects; onState(state, detail)
   // gets 'connecting' | 'live' | 'paused' | 'reconnecting'; onTaken(n)
-  // counts new events as they arrive, shown or held.
+  // counts new events as they arrive, shown or held, and how many of them
+  // are live (stored after this socket connected, not replayed).
+  // check() resolves to why the stream cannot be served (a string), or to
+  // null when it may simply try again; a reason moves to state 'error'.
   // holdMax bounds the events held while paused: past it the socket is
   // closed and resume reconnects with after.
-  constructor({ onEvents, onNotice, onState, onTaken = () => {}, holdMax = 10000 }) {
+  constructor({ onEvents, onNotice, onState, onTaken = () => {}, check = async () => null, holdMax = 10000 }) {
+    this.check = check;
     this.onEvents = onEvents;
     this.onTaken = onTaken;
     this.onNotice = onNotice;
@@ -32,11 +41,14 @@ export class LiveStream {
     this.retry = RETRY_MIN;
     this.gen = 0; // bumps on every socket we open, so stale callbacks are ignored
     this.started = false;
+    this.liveAfter = Infinity; // seqs above this arrived live on this socket
+    this.error = '';
   }
 
   // start follows types from after (null: live only).
   start(types, after = null, epoch = '') {
     this.started = true;
+    this.error = '';
     this.types = types || '>';
     this.lastSeq = after;
     this.epoch = epoch;
@@ -69,8 +81,18 @@ export class LiveStream {
     if (this.started && !(this.paused && !this.ws)) this.open();
   }
 
+  // stop closes the stream for good (until the next start), in state
+  // 'error' with reason.
+  stop(reason) {
+    this.close();
+    this.started = false;
+    this.error = reason;
+    this.onState('error', reason);
+  }
+
   close() {
     clearTimeout(this.timer);
+    this.timer = 0;
     this.gen++;
     if (this.ws) this.ws.close(1000, 'closed by the dashboard');
     this.ws = null;
@@ -78,7 +100,8 @@ export class LiveStream {
 
   state(detail) {
     let s;
-    if (this.paused) s = 'paused';
+    if (this.error) s = 'error';
+    else if (this.paused) s = 'paused';
     else if (this.ws && this.ws.readyState === WebSocket.OPEN) s = 'live';
     else if (this.ws) s = 'connecting';
     else s = 'reconnecting';
@@ -95,9 +118,12 @@ export class LiveStream {
     }
     const ws = new WebSocket(streamURL(params));
     this.ws = ws;
+    this.opened = false;
+    this.liveAfter = Infinity;
     this.state();
     ws.onopen = () => {
       if (gen !== this.gen) return;
+      this.opened = true;
       this.retry = RETRY_MIN;
       this.state();
     };
@@ -135,9 +161,11 @@ export class LiveStream {
         fresh.push(v);
       } else if (v.hello) {
         this.epoch = v.hello.epoch;
+        this.liveAfter = v.hello.newest;
         if (this.lastSeq === null) this.lastSeq = v.hello.newest;
       } else if (v.reset) {
         this.epoch = v.reset.epoch;
+        this.liveAfter = v.reset.newest;
         this.lastSeq = 0;
         this.onNotice('reset', `The log restarted (epoch ${v.reset.epoch}); following from seq ${v.reset.oldest}.`);
       } else if (v.gap) {
@@ -145,7 +173,7 @@ export class LiveStream {
       }
     }
     if (!fresh.length) return;
-    this.onTaken(fresh.length);
+    this.onTaken(fresh.length, fresh.filter((e) => e.seq > this.liveAfter).length);
     if (!this.paused) {
       this.onEvents(fresh);
       return;
@@ -161,7 +189,23 @@ export class LiveStream {
     this.state();
   }
 
-  closed(ev) {
+  async closed(ev) {
+    if (!this.opened) {
+      // Refused before it opened: ask why before trying again.
+      const gen = this.gen;
+      this.state('checking');
+      let reason = null;
+      try {
+        reason = await this.check(this.types);
+      } catch {
+        reason = null; // cannot tell: keep trying
+      }
+      if (gen !== this.gen || this.ws) return; // started anew meanwhile
+      if (reason) {
+        this.stop(reason);
+        return;
+      }
+    }
     let delay = this.retry;
     this.retry = Math.min(this.retry * 2, RETRY_MAX);
     if (ev.code === 1008) {

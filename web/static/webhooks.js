@@ -1,9 +1,12 @@
 // Webhooks: list, register, enable/disable, delete; per webhook a queue
 // panel from Little's law and, for the one selected, the delivery log kept
 // live by the delivery tail (SSE), with polling when the tail is absent.
+// The log filters by status and pages back; a row opens the delivery's
+// drawer (drawer.js).
 
 import { api, ApiError, apiFetch, readSSE } from './api.js';
 import { $, ago, clearFieldErrors, h, num, showFieldErrors } from './dom.js';
+import { openDelivery, setDrawerHooks } from './drawer.js';
 import { parsePatterns } from './stream.js';
 
 const cards = new Map(); // id -> card
@@ -12,7 +15,18 @@ let tail = null; // {id, abort, live}
 let pollTimer = 0;
 let tailMissing = false; // the gateway has no delivery tail: poll only
 
-export function startWebhooks() {
+// Deliveries a page; ?dlvpage=N sets it (the tests page with small N).
+const PAGE = Number(new URLSearchParams(location.search).get('dlvpage')) || 50;
+
+export function startWebhooks({ epoch = () => '' } = {}) {
+  setDrawerHooks({
+    epoch,
+    afterRetry(id) {
+      const c = cards.get(id);
+      if (c) loadLog(c);
+      poll();
+    },
+  });
   $('wh-form').addEventListener('submit', register);
   $('wh-secret-copy').addEventListener('click', copySecret);
   $('wh-secret-done').addEventListener('click', () => {
@@ -103,8 +117,18 @@ function makeCard(wh) {
   c.logState = h('span', { class: 'log-state' });
   c.rows = h('tbody');
   c.logEmpty = h('p', { class: 'empty' }, 'No deliveries yet.');
+  c.cursors = []; // before= of each page back; [] on the newest page
+  c.statusSel = h('select', { class: 'status-filter', id: `status-${wh.id}`, onchange: () => firstPage(c) },
+    h('option', { value: '' }, 'All'),
+    ...['pending', 'retrying', 'succeeded', 'failed'].map((v) => h('option', { value: v }, v)));
+  c.newestBtn = h('button', { type: 'button', class: 'small newest', onclick: () => firstPage(c) }, 'Newest');
+  c.olderBtn = h('button', { type: 'button', class: 'small older', onclick: () => olderPage(c) }, 'Older');
+  c.pageNote = h('span', { class: 'page-note muted' });
   c.log = h('div', { class: 'log', id: `log-${wh.id}`, hidden: true },
-    h('div', { class: 'log-head' }, h('h3', {}, 'Delivery log'), c.logState),
+    h('div', { class: 'log-head' }, h('h3', {}, 'Delivery log'), c.logState,
+      h('div', { class: 'log-tools' },
+        h('label', { for: `status-${wh.id}`, class: 'inline-label' }, 'Status'), c.statusSel,
+        c.newestBtn, c.olderBtn, c.pageNote)),
     h('div', { class: 'table-wrap' },
       h('table', {},
         h('thead', {}, h('tr', {},
@@ -292,6 +316,19 @@ async function retry(c, d, btn) {
     btn.title = err.message;
   }
   loadLog(c);
+  poll(); // the card's counts move at once (a retrying one may be done)
+}
+
+function firstPage(c) {
+  c.cursors = [];
+  loadLog(c);
+}
+
+function olderPage(c) {
+  const last = c.rows.lastElementChild;
+  if (!last) return;
+  c.cursors.push(last.dataset.id);
+  loadLog(c);
 }
 
 // ---- delivery log ----------------------------------------------------------
@@ -367,9 +404,17 @@ async function loadLog(c) {
   }
   c.loading = true;
   try {
-    const { deliveries } = await api('GET', `/v1/webhooks/${c.id}/deliveries?limit=50`);
+    const q = new URLSearchParams({ limit: String(PAGE) });
+    if (c.statusSel.value) q.set('status', c.statusSel.value);
+    const before = c.cursors.at(-1);
+    if (before) q.set('before', before);
+    const { deliveries } = await api('GET', `/v1/webhooks/${c.id}/deliveries?${q}`);
     c.rows.replaceChildren(...deliveries.map((d) => deliveryRow(c, d)));
     c.logEmpty.hidden = deliveries.length > 0;
+    c.logEmpty.textContent = c.statusSel.value ? `No ${c.statusSel.value} deliveries${before ? ' on this page' : ''}.` : before ? 'No older deliveries.' : 'No deliveries yet.';
+    c.olderBtn.disabled = deliveries.length < PAGE;
+    c.newestBtn.disabled = !before;
+    c.pageNote.textContent = before ? `page ${c.cursors.length + 1}` : '';
   } catch (err) {
     c.logEmpty.hidden = false;
     c.logEmpty.textContent = `Could not load the delivery log: ${err.message}`;
@@ -385,13 +430,21 @@ function deliveryRow(c, d) {
     : null;
   btn?.addEventListener('click', () => retry(c, d, btn));
   const next = d.status === 'retrying' && d.next_attempt_at ? ` · next ${ago(d.next_attempt_at)}` : '';
-  return h('tr', { dataset: { id: d.id, seq: d.event_seq, status: d.status } },
-    h('td', {}, h('span', { class: `badge badge-${d.status}` }, d.status)),
-    h('td', { class: 'mono' }, `#${d.event_seq}`),
+  const open = h('button', { type: 'button', class: 'link mono', 'aria-label': `Open the delivery of seq ${d.event_seq}` }, `#${d.event_seq}`);
+  const tr = h('tr', { class: 'dlv', dataset: { id: d.id, seq: d.event_seq, status: d.status, origin: d.origin || 'live' } },
+    h('td', {}, h('span', { class: `badge badge-${d.status}` }, d.status),
+      d.origin === 'replay' ? h('span', { class: 'badge badge-replay', title: 'made by a replay' }, 'replay') : null),
+    h('td', {}, open),
     h('td', { class: 'num' }, num(d.attempts)),
     h('td', { class: 'mono' }, d.last_status_code ?? '–'),
     h('td', { class: 'err', title: d.last_error || '' }, (d.last_error || '') + next),
     h('td', { title: d.last_attempt_at || '' }, ago(d.last_attempt_at)),
     h('td', { class: 'num' }, d.duration_ms === null || d.duration_ms === undefined ? '–' : `${num(d.duration_ms, 0)} ms`),
     h('td', {}, btn));
+  // The whole row opens the drawer; its buttons keep their own clicks.
+  tr.addEventListener('click', (ev) => {
+    if (ev.target.closest('button') && ev.target !== open) return;
+    openDelivery(c.wh, d.id);
+  });
+  return tr;
 }
