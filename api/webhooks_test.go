@@ -92,7 +92,12 @@ func (g *testGateway) deliveries(t testing.TB, id, query string) []deliveryJSON 
 func (g *testGateway) waitDelivery(t testing.TB, id string, seq uint64, status string) deliveryJSON {
 	t.Helper()
 	var last deliveryJSON
-	eventually(t, 10*time.Second, fmt.Sprintf("delivery of seq %d to be %s (last: %+v)", seq, status, &last), func() bool {
+	defer func() { // eventually's Fatalf ends the test here: say where the delivery stood
+		if t.Failed() {
+			t.Logf("delivery of seq %d last seen as %+v", seq, last)
+		}
+	}()
+	eventually(t, 10*time.Second, fmt.Sprintf("delivery of seq %d to be %s", seq, status), func() bool {
 		for _, d := range g.deliveries(t, id, "?limit=1000") {
 			if d.EventSeq == seq {
 				last = d
