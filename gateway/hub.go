@@ -67,12 +67,13 @@ type HubConfig struct {
 	// up to it (at least one event is always sent); default
 	// DefaultMaxMessageBytes.
 	MaxMessageBytes int
-	// Linger is how long a client that was waiting for new events waits
-	// more once they come, so that one message carries what arrives
-	// meanwhile. It trades that much latency for fewer, larger messages
-	// when many clients share little CPU (see BenchmarkFanout: at 1,000
-	// subscribers it cuts p50 latency several-fold). Default DefaultLinger;
-	// negative: send at once.
+	// Linger is the least time between two messages of one stream: a
+	// client woken within Linger of its last message waits out the rest,
+	// so that one message carries what arrives meanwhile; one woken later
+	// is sent to at once. Light traffic thus goes out without delay, heavy
+	// traffic in few, large messages with few wake-ups (see
+	// BenchmarkFanout: at 1,000 subscribers that cuts p50 latency
+	// several-fold). Default DefaultLinger; negative: send at once.
 	Linger time.Duration
 	// MaxClients caps the streams open at once (--max-streams, default
 	// DefaultMaxClients); Open refuses more with ErrHubFull.

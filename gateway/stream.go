@@ -59,7 +59,8 @@ type Stream struct {
 	meta     []Meta // lines to send before the next events
 	flushing bool   // Shutdown has begun: send up to flushTo, then close
 	flushTo  uint64
-	woken    bool // the last wait ended on the log's wake-up
+	woken    bool  // the last wait ended on the log's wake-up
+	lastSend int64 // when the last Send ended (unix nanos): see serve's linger
 }
 
 // Release unregisters a Stream that will not be served (e.g. the WebSocket
@@ -170,11 +171,16 @@ func (s *Stream) serve(ctx context.Context, sink Sink) error {
 		select {
 		case <-h.log.Wait(s.cursor):
 			s.woken = true
-			if h.cfg.Linger > 0 {
+			// Adaptive batching: a stream that was quiet for Linger sends
+			// at once (light traffic gets each event without delay); one
+			// that sent less than Linger ago waits out the rest of it, so
+			// that what arrives meanwhile goes in one message (heavy
+			// traffic keeps few, large messages and few wake-ups).
+			if wait := h.cfg.Linger - time.Duration(time.Now().UnixNano()-s.lastSend); h.cfg.Linger > 0 && wait > 0 {
 				if linger == nil {
-					linger = time.NewTimer(h.cfg.Linger)
+					linger = time.NewTimer(wait)
 				} else {
-					linger.Reset(h.cfg.Linger)
+					linger.Reset(wait)
 				}
 				select {
 				case <-linger.C:
@@ -285,6 +291,7 @@ func (s *Stream) sendReady(ctx context.Context, sink Sink) (done bool, _ error) 
 		if len(s.meta) > 0 || len(recs) > 0 {
 			wctx, wcancel := context.WithTimeout(ctx, h.cfg.WriteTimeout)
 			msgs, err := sink.Send(wctx, s.meta, recs)
+			s.lastSend = time.Now().UnixNano()
 			wcancel()
 			putBatch()
 			if err != nil {
