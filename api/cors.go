@@ -241,7 +241,7 @@ func checkHostName(h string, pattern bool) error {
 		for i := 0; i < len(label); i++ {
 			switch c := label[i]; {
 			case c == '*':
-				return errors.New("a wildcard stands only for whole labels at the start of the host: https://*.example.com")
+				return errors.New("a wildcard is only a whole first label, as in https://*.example.com")
 			case c >= 0x80:
 				return errors.New("write an international host name in punycode (xn--…), as browsers send it")
 			case !isLetter(c) && !isDigit(c) && c != '-' && c != '_':
