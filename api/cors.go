@@ -173,8 +173,8 @@ func parseOrigin(s string, pattern bool) (origin, error) {
 	}
 	if p.port != "" {
 		n, err := strconv.Atoi(p.port)
-		if err != nil || n < 1 || n > 65535 || p.port[0] == '+' {
-			return p, fmt.Errorf("port %q is not a number from 1 to 65535", p.port)
+		if err != nil || n < 1 || n > 65535 || p.port[0] == '+' || p.port[0] == '0' {
+			return p, fmt.Errorf("port %q is not a number from 1 to 65535 (without leading zeros)", p.port)
 		}
 		p.port = strconv.Itoa(n)
 		if defaultPorts[p.scheme] == p.port {

@@ -304,7 +304,7 @@ func TestParseOriginsRefusesMalformed(t *testing.T) {
 		"*", "null", "app.example.com", "//app.example.com", "https://", "https://app.example.com/",
 		"https://app.example.com/path", "https://app.example.com?q", "https://app.example.com#f",
 		"https://u:p@app.example.com", "https://app.example.com:", "https://app.example.com:0",
-		"https://app.example.com:65536", "https://app.example.com:http", "https://*", "https://*.com",
+		"https://app.example.com:65536", "https://app.example.com:0443", "https://app.example.com:http", "https://*", "https://*.com",
 		"https://a.*.example.com", "https://*example.com", "https://**.example.com", "https://*.10.0.0.1",
 		"https://app..example.com", "https://app.example.com.", "https://bücher.example", "https://[::1",
 		"https://[1.2.3.4]", "https://a b.example", "1https://a.example",
@@ -326,4 +326,30 @@ func TestNewPanicsOnMalformedOrigin(t *testing.T) {
 		}
 	}()
 	startGateway(t, withCORS("https://app.example.com/"))
+}
+
+// FuzzOriginsAllows checks Allows against a naive reading of the list: an
+// allowed origin is, in lower case and without a default port, one listed
+// exactly, or https on the default port with a host that ends in
+// ".example.org" after at least one character.
+func FuzzOriginsAllows(f *testing.F) {
+	for _, s := range []string{"https://a.example.org", "https://example.org", "https://app.example.com", "HTTPS://App.Example.COM:443",
+		"https://a.example.org.", "https://.example.org", "https://a..example.org", "https://x.example.org:443", "null", "https://[::1]"} {
+		f.Add(s)
+	}
+	o, err := api.ParseOrigins([]string{appOrigin, "https://*.example.org"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, origin string) {
+		if !o.Allows(origin) {
+			return
+		}
+		s := strings.TrimSuffix(strings.ToLower(origin), ":443")
+		host, ok := strings.CutPrefix(s, "https://")
+		if !ok || host != "app.example.com" && !(strings.HasSuffix(host, ".example.org") && len(host) > len(".example.org")) ||
+			strings.ContainsAny(host, "/?#@:*[] ") || strings.Contains(host, "..") || strings.HasPrefix(host, ".") {
+			t.Fatalf("Allows(%q), which the list does not name", origin)
+		}
+	})
 }
