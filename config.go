@@ -52,6 +52,7 @@ type config struct {
 	IngestRate          int
 	IngestBurst         int
 	AllowedHosts        []string
+	CORSOrigins         []string
 	ShutdownTimeout     time.Duration
 	Store               string
 	NATSURL             string
@@ -83,6 +84,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	streamQueueBytes := byteSize(16 << 20)
 	keys := listFlag{}
 	hosts := listFlag{}
+	origins := listFlag{}
 	envs := map[string]string{} // flag name -> env var
 
 	def := func(name, env string) { envs[name] = env }
@@ -138,6 +140,8 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 	def("ingest-burst", "GATEWAY_INGEST_BURST")
 	fs.Var(&hosts, "allowed-hosts", "comma-separated `hosts` accepted in the Host header besides localhost and loopback addresses (on a loopback --addr nothing else is; elsewhere, when set, only these are)")
 	def("allowed-hosts", "GATEWAY_ALLOWED_HOSTS")
+	fs.Var(&origins, "cors-origins", "comma-separated web `origins` (scheme://host[:port], https://*.example.com for its subdomains) whose pages may call the API and open streams; other origins get 403")
+	def("cors-origins", "GATEWAY_CORS_ORIGINS")
 	fs.DurationVar(&c.ReadHeaderTimeout, "read-header-timeout", 10*time.Second, "time a client has to send its request headers (slow clients are cut off)")
 	def("read-header-timeout", "GATEWAY_READ_HEADER_TIMEOUT")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "drain time on SIGTERM/SIGINT")
@@ -202,12 +206,14 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 			keys = nil // the env var is a comma-separated list
 		case "allowed-hosts":
 			hosts = nil
+		case "cors-origins":
+			origins = nil
 		}
 		if err := fs.Set(name, v); err != nil {
 			return c, fmt.Errorf("%s=%q: %w", env, v, err)
 		}
 	}
-	c.APIKeys, c.MaxBody, c.AllowedHosts = keys, int64(maxBody), hosts
+	c.APIKeys, c.MaxBody, c.AllowedHosts, c.CORSOrigins = keys, int64(maxBody), hosts, origins
 	c.BufferBytes, c.StreamQueueBytes = int64(bufferBytes), int64(streamQueueBytes)
 	if !set["max-batch"] && getenv(envs["max-batch"]) == "" {
 		c.MaxBatch = min(c.MaxBatch, c.BufferSize) // a small buffer caps the default
@@ -260,6 +266,9 @@ func (c config) check() error {
 		if !validOrigin(h) || strings.ContainsAny(h, "/@?#") {
 			errs = append(errs, fmt.Errorf("--allowed-hosts: %q is not a host name", h))
 		}
+	}
+	if _, err := api.ParseOrigins(c.CORSOrigins); err != nil {
+		errs = append(errs, fmt.Errorf("--cors-origins: %w", err))
 	}
 	if c.DeliveryTimeout <= 0 || c.ShutdownTimeout <= 0 || c.DisableAfter <= 0 || c.ReadHeaderTimeout <= 0 {
 		errs = append(errs, errors.New("--delivery-timeout, --shutdown-timeout, --disable-after and --read-header-timeout must be positive"))

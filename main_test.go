@@ -115,7 +115,7 @@ func TestHelpListsEveryFlagWithItsEnvTwin(t *testing.T) {
 	for _, f := range []string{"addr", "api-key", "insecure", "log-format", "buffer-size", "buffer-bytes", "max-body", "max-batch",
 		"allow-private-targets", "retry-schedule", "delivery-timeout", "endpoint-concurrency", "max-retrying",
 		"disable-after", "stream-queue", "stream-queue-bytes", "shutdown-timeout", "store", "debug-addr", "max-inflight", "max-streams", "max-webhooks", "ingest-rate", "read-header-timeout", "webhook-origin",
-		"nats-url", "nats-embedded", "data-dir", "retention", "nats-replicas", "nats-creds", "nats-tls-ca", "encryption-key"} {
+		"nats-url", "nats-embedded", "data-dir", "retention", "nats-replicas", "nats-creds", "nats-tls-ca", "encryption-key", "cors-origins"} {
 		twin := "GATEWAY_" + strings.ToUpper(strings.ReplaceAll(f, "-", "_"))
 		if f == "api-key" {
 			twin = "GATEWAY_API_KEYS"

@@ -86,6 +86,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		IngestBurst:    cfg.IngestBurst,
 		Addr:           cfg.Addr,
 		AllowedHosts:   cfg.AllowedHosts,
+		CORSOrigins:    cfg.CORSOrigins,
 		Logger:         logger,
 		Registry:       reg,
 	})

@@ -45,6 +45,10 @@ var problemKinds = map[int][2]string{
 // malformedJSON is the 400 kind for bodies that are not JSON.
 var malformedJSON = [2]string{"malformed-json", "Malformed JSON"}
 
+// originNotAllowed is the 403 kind for browsers' requests from an origin
+// not in --cors-origins (see checkOrigin).
+var originNotAllowed = [2]string{"origin-not-allowed", "Origin not allowed"}
+
 func newProblem(status int, detail string, errs ...FieldError) Problem {
 	k, ok := problemKinds[status]
 	if !ok {

@@ -65,6 +65,10 @@ type Config struct {
 	// is, unless AllowedHosts is set. Other hosts get 421 (a DNS-rebinding
 	// guard). main always sets it.
 	Addr string
+	// CORSOrigins are the web origins whose pages may call the gateway
+	// (see Origins for the syntax; check them with ParseOrigins). Requests
+	// from any other origin but the gateway's own get 403.
+	CORSOrigins []string
 	// AllowedHosts are host names (no port) accepted as Host besides
 	// localhost and the loopback addresses.
 	AllowedHosts []string
@@ -96,10 +100,11 @@ type Server struct {
 	router   chi.Router
 	limiter  *ingestLimiter // nil when ingest is not rate limited
 	hosts    hostGuard
+	origins  *Origins
 }
 
 // New returns a Server for cfg. It panics when Publisher, Hub or
-// Dispatcher is nil, a wiring mistake.
+// Dispatcher is nil or a CORSOrigins entry is malformed, wiring mistakes.
 func New(cfg Config) *Server {
 	if cfg.Publisher == nil || cfg.Hub == nil || cfg.Dispatcher == nil {
 		panic("api.New: Config.Publisher, Hub and Dispatcher are required")
@@ -138,6 +143,10 @@ func New(cfg Config) *Server {
 		s.limiter = newIngestLimiter(cfg.IngestRate, cfg.IngestBurst, cfg.IngestClients, cfg.Registry, s.metrics.limited.WithLabelValues("rate"))
 	}
 	s.hosts = newHostGuard(cfg.Addr, cfg.AllowedHosts)
+	var err error
+	if s.origins, err = ParseOrigins(cfg.CORSOrigins); err != nil {
+		panic("api.New: Config.CORSOrigins: " + err.Error())
+	}
 	s.router = s.routes()
 	return s
 }
@@ -147,7 +156,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.router.Se
 
 func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
-	r.Use(securityHeaders, s.metrics.instrument, s.hosts.check)
+	r.Use(securityHeaders, s.metrics.instrument, s.hosts.check, checkOrigin(s.origins, r))
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
 	})

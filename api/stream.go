@@ -105,7 +105,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 // broken frame ends the read, which ends this client only.
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, st *gateway.Stream) {
 	w = smallBufs(w, wsReadBufSize, wsWriteBufSize)
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{ceSubprotocol}})
+	// checkOrigin has refused other origins with a problem document; Accept
+	// checks again (same origin only) should it not have run.
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{ceSubprotocol}, InsecureSkipVerify: originChecked(r)})
 	if err != nil {
 		s.cfg.Logger.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return // Accept has answered
