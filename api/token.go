@@ -327,6 +327,12 @@ func (s *Server) mintToken(w http.ResponseWriter, r *http.Request) {
 	}
 	now := time.Now().Truncate(time.Second)
 	exp := now.Add(ttl)
+	if a := accessOf(r); a != nil && exp.After(a.expires) {
+		// A token mints none that outlives it: a leaked admin token cannot
+		// renew itself for ever. (Its scope is not checked: admin is full
+		// access, as it may create webhooks that receive every event.)
+		exp = a.expires
+	}
 	c := tokenClaims{
 		RegisteredClaims: jwt.RegisteredClaims{Subject: in.Sub, IssuedAt: jwt.NewNumericDate(now), ExpiresAt: jwt.NewNumericDate(exp)},
 		Eventgate:        &scopeClaims{Subscribe: in.Subscribe, Publish: in.Publish, Admin: in.Admin},

@@ -372,8 +372,15 @@ func TestTokenMint(t *testing.T) {
 	// An admin token may mint.
 	resp, body = mint(testKey, `{"admin":true,"ttl":"1m"}`)
 	wantStatus(t, resp, body, http.StatusOK)
-	resp, body = mint(decode[struct{ Token string }](t, body).Token, `{"subscribe":["a.>"]}`)
+	adminTok := decode[struct{ Token string }](t, body)
+	resp, body = mint(adminTok.Token, `{"subscribe":["a.>"],"ttl":"1h"}`)
 	wantStatus(t, resp, body, http.StatusOK)
+	// It mints none that outlives it: asked for an hour, it gets its own minute.
+	if got := decode[struct {
+		ExpiresAt time.Time `json:"expires_at"`
+	}](t, body).ExpiresAt; got.After(time.Now().Add(61 * time.Second)) {
+		t.Errorf("a token minted by a 1m admin token expires at %s, after the minting token", got)
+	}
 
 	for body, field := range map[string]string{
 		`{"ttl":"2h"}`:                               "/ttl",

@@ -44,12 +44,13 @@ func (l *deliveryLog) add(dl *delivery) (dropped bool) {
 // addAttempt appends a to dl's history, then drops the oldest response
 // bodies while the log holds more than MaxResponseBytes of them.
 func (l *deliveryLog) addAttempt(dl *delivery, a store.AttemptRecord) {
-	if len(dl.History) >= store.MaxAttemptHistory {
+	inLog := l.byID[dl.ID] == dl // else its bytes are not (or no longer) counted
+	if inLog && len(dl.History) >= store.MaxAttemptHistory {
 		l.respBytes -= len(dl.History[1].Response) // AddAttempt drops it
 	}
 	dl.AddAttempt(a)
-	if l.byID[dl.ID] != dl {
-		return // not (or no longer) in the log: nothing to account
+	if !inLog {
+		return
 	}
 	l.respBytes += len(a.Response)
 	for i := l.n; i >= 1 && l.respBytes > MaxResponseBytes; i-- { // oldest first

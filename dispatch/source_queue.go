@@ -15,9 +15,9 @@ import (
 // endpoint pulls in batches and keeps a prefetch of up to Concurrency
 // deliveries beside its attempts in flight, so that a slot freed by a
 // finished attempt is filled at once, without a round trip to the
-// server. Pull requests are pipelined: a second one is open while the
-// first is being filled, each for at least half of what the slots and the
-// prefetch hold, so the server always has one to fill. A success is
+// server. One pull request is open at a time, for at least half of what
+// the slots and the prefetch hold (a smaller one only when the endpoint
+// would sit idle), so deliveries come in batches. A success is
 // acked, a failure is handed back to the queue with the schedule's delay
 // (NakWithDelay) for whichever gateway is free when it falls due, and a
 // spent schedule is terminated; settling publishes without waiting for
@@ -35,9 +35,11 @@ const fetchWait = 5 * time.Second
 // it.
 func queuedID(seq uint64) string { return "dlv_q" + strconv.FormatUint(seq, 10) }
 
-// maxPulls is how many pull requests an endpoint keeps open at once: one
-// being filled, and the next one waiting at the server.
-const maxPulls = 2
+// maxPulls is how many pull requests an endpoint keeps open at once. One:
+// the server spreads messages over every open request of a consumer
+// (round robin, not in order), and a message in a request the endpoint
+// is not reading would wait there, its AckWait running.
+const maxPulls = 1
 
 // queueSource is a webhook's queue in a store that shares deliveries
 // (store.DeliveryQueues). Its fields are guarded by the endpoint's mutex,
@@ -45,8 +47,7 @@ const maxPulls = 2
 type queueSource struct {
 	e *endpoint
 	q store.DeliveryQueue
-	// pulls are the open pull requests, oldest first: the server fills
-	// them in that order, so only the oldest's channel is read. asked
+	// pulls are the open pull requests (at most maxPulls). asked
 	// counts the deliveries they may still bring; ready holds the
 	// deliveries that came while every slot was taken (the prefetch), in
 	// order; lag is the queue's NumPending as last seen.
@@ -281,7 +282,7 @@ func (s *queueSource) retryPendingLocked(dl *delivery) bool {
 }
 
 func (s *queueSource) handsBack() bool                { return true }
-func (s *queueSource) drainedLocked(uint64) bool      { return true }
+func (s *queueSource) drainedLocked(uint64) bool      { return len(s.pulls) == 0 } // what an ended pull still brings is handed back first
 func (s *queueSource) moveToLocked(seq uint64) uint64 { return seq }
 func (s *queueSource) notTaken(uint64) int            { return 0 } // the queue keeps them
 func (s *queueSource) shared() bool                   { return true }

@@ -103,6 +103,9 @@ func (l *Log) Append(ctx context.Context, batch []store.Event, out []store.Appen
 	if len(batch) > l.cfg.MaxBatch {
 		return out, fmt.Errorf("%w: %d events, at most %d per atomic batch", store.ErrBatchTooLarge, len(batch), l.cfg.MaxBatch)
 	}
+	if len(batch) == 0 { // nothing to store (the ring answers the same)
+		return out, nil
+	}
 	ps := make([]pending, len(batch))
 	first := make(map[string]int, len(batch))
 	var uniq []int

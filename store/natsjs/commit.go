@@ -135,6 +135,11 @@ func (c *committer) enqueue(ctx context.Context, r *appendReq) error {
 // roundBytes (at least one request). It waits for work; nil means closed.
 func (c *committer) take(maxBatch int, stop <-chan struct{}) []*appendReq {
 	for {
+		select {
+		case <-stop: // Close: what is still queued is failed by close, never sent
+			return nil
+		default:
+		}
 		c.mu.Lock()
 		if c.closed {
 			c.mu.Unlock()

@@ -44,6 +44,7 @@ func Run(t *testing.T, newLog NewLog) { RunOptions(t, newLog, Options{}) }
 func RunOptions(t *testing.T, newLog NewLog, opts Options) {
 	t.Run("AppendAssignsConsecutiveSeqs", func(t *testing.T) { testAppend(t, newLog) })
 	t.Run("StoredJSON", func(t *testing.T) { testStoredJSON(t, newLog) })
+	t.Run("EmptyAppend", func(t *testing.T) { testEmptyAppend(t, newLog) })
 	t.Run("Idempotency", func(t *testing.T) { testIdempotency(t, newLog) })
 	t.Run("IdempotencyKeyUnambiguous", func(t *testing.T) { testIdempotencyKey(t, newLog) })
 	if opts.DedupWindow {
@@ -456,5 +457,21 @@ func testClose(t *testing.T, newLog NewLog) {
 	}
 	if err := l.Close(); err != nil {
 		t.Fatalf("second Close = %v", err)
+	}
+}
+
+// testEmptyAppend: appending nothing stores nothing and answers at once,
+// well inside a deadline (a backend must not wait for an answer that
+// never comes).
+func testEmptyAppend(t *testing.T, newLog NewLog) {
+	l := newLog(t, 10)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, err := l.Append(ctx, nil, nil)
+	if err != nil || len(out) != 0 {
+		t.Fatalf("Append(nothing) = %v, %v; want nothing and no error", out, err)
+	}
+	if b := l.Bounds(); b.Newest != 0 {
+		t.Fatalf("newest = %d after appending nothing", b.Newest)
 	}
 }
