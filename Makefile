@@ -50,7 +50,7 @@ bench:
 	@uptime
 	$(GO) run ./bench/load compare ingest --runs 3 --duration $(LOADTIME) --batch 1
 	$(GO) run ./bench/load compare ingest --runs 3 --duration $(LOADTIME) --batch 100
-	$(GO) run ./bench/load compare fanout --runs 3 --duration 3s --subs 100 --rate 2000,4000,8000,12000
+	$(GO) run ./bench/load compare fanout --runs 3 --duration 3s --subs 100 --rate 100,1000,2000,4000,8000,12000
 	$(GO) run ./bench/load webhook --runs 3 --events 50000
 	$(GO) run ./bench/load webhook --runs 3 --rate 1000 --duration $(LOADTIME)
 	@uptime
