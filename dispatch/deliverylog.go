@@ -19,25 +19,46 @@ type deliveryLog struct {
 	n         int
 	byID      map[string]*delivery
 	respBytes int // response bodies held in histories
+	// bare counts the oldest deliveries known to hold no response body
+	// (positions 0..bare-1 from the oldest): dropping bodies starts after
+	// them, so it costs nothing per attempt once they are gone.
+	bare int
 }
 
 func newDeliveryLog(size int) deliveryLog {
 	return deliveryLog{buf: make([]*delivery, size), byID: make(map[string]*delivery)}
 }
 
+// oldest is the slot of the oldest delivery.
+func (l *deliveryLog) oldest() int {
+	if l.n < len(l.buf) {
+		return 0
+	}
+	return l.next
+}
+
+// pos is slot's position from the oldest delivery.
+func (l *deliveryLog) pos(slot int) int { return (slot - l.oldest() + len(l.buf)) % len(l.buf) }
+
 // add records dl, dropping the oldest entry when full (reported as true).
 func (l *deliveryLog) add(dl *delivery) (dropped bool) {
 	if old := l.buf[l.next]; old != nil {
 		delete(l.byID, old.ID)
 		l.respBytes -= responseBytes(old.History)
+		l.bare = max(0, l.bare-1) // the oldest went: the others move up
 		dropped = true
 	} else {
 		l.n++
 	}
+	dl.slot = l.next
 	l.buf[l.next] = dl
 	l.byID[dl.ID] = dl
-	l.respBytes += responseBytes(dl.History)
 	l.next = (l.next + 1) % len(l.buf)
+	if b := responseBytes(dl.History); b > 0 { // adopted with its history
+		l.respBytes += b
+		l.bare = min(l.bare, l.pos(dl.slot))
+		l.dropBodies(dl)
+	}
 	return dropped
 }
 
@@ -49,21 +70,31 @@ func (l *deliveryLog) addAttempt(dl *delivery, a store.AttemptRecord) {
 		l.respBytes -= len(dl.History[1].Response) // AddAttempt drops it
 	}
 	dl.AddAttempt(a)
-	if !inLog {
+	if !inLog || a.Response == "" {
 		return
 	}
 	l.respBytes += len(a.Response)
-	for i := l.n; i >= 1 && l.respBytes > MaxResponseBytes; i-- { // oldest first
-		old := l.buf[(l.next-i+len(l.buf))%len(l.buf)]
-		for j := range old.History {
-			if l.respBytes <= MaxResponseBytes {
-				break
-			}
-			if r := old.History[j].Response; r != "" && (old != dl || j < len(old.History)-1) {
-				old.History[j].Response = ""
-				l.respBytes -= len(r)
-			}
+	l.bare = min(l.bare, l.pos(dl.slot))
+	l.dropBodies(dl)
+}
+
+// dropBodies drops response bodies, oldest delivery first, while more than
+// MaxResponseBytes are held, keeping keep's newest attempt's.
+func (l *deliveryLog) dropBodies(keep *delivery) {
+	for l.respBytes > MaxResponseBytes && l.bare < l.n {
+		old := l.buf[(l.oldest()+l.bare)%len(l.buf)]
+		last := len(old.History)
+		if old == keep {
+			last-- // the attempt just added keeps its body
 		}
+		for j := 0; j < last && l.respBytes > MaxResponseBytes; j++ {
+			l.respBytes -= len(old.History[j].Response)
+			old.History[j].Response = ""
+		}
+		if responseBytes(old.History) > 0 {
+			return // over budget by keep's newest body alone, or done
+		}
+		l.bare++
 	}
 }
 

@@ -90,6 +90,7 @@ type delivery struct {
 	busy     bool        // queued in due or in flight
 	final    bool        // has reached a final outcome once (or, queued, left this gateway)
 	typ      string      // the event's type (no loops: see finalLocked)
+	slot     int         // its slot in the endpoint's deliveryLog
 	// msg settles the queued message while this gateway holds it (queue
 	// endpoints only); nil otherwise.
 	msg store.Settler
