@@ -28,35 +28,13 @@ func (l *Log) counterSubj(id, outcome string) string {
 
 // ensureCounters creates the counters' stream once per Log.
 func (l *Log) ensureCounters(ctx context.Context) error {
-	l.mu.Lock()
-	ok := l.countersOK
-	l.mu.Unlock()
-	if ok {
-		return nil
-	}
-	storage := jetstream.FileStorage
-	if l.cfg.Memory {
-		storage = jetstream.MemoryStorage
-	}
-	_, err := l.createOrUpdateBookkeeping(ctx, jetstream.StreamConfig{
+	return l.ensureBookkeeping(ctx, &l.countersOK, jetstream.StreamConfig{
 		Name:              l.countersStream(),
 		Description:       "eventgate delivery totals per webhook",
 		Subjects:          []string{l.cfg.Prefix + ".counters.>"},
-		Retention:         jetstream.LimitsPolicy,
-		Discard:           jetstream.DiscardOld,
 		MaxMsgsPerSubject: 1, // the total is in the newest message
-		Storage:           storage,
-		Replicas:          l.cfg.Replicas,
-		AllowDirect:       true,
 		AllowMsgCounter:   true,
 	})
-	if err != nil {
-		return fmt.Errorf("natsjs: counters stream: %w", err)
-	}
-	l.mu.Lock()
-	l.countersOK = true
-	l.mu.Unlock()
-	return nil
 }
 
 // Count implements store.DeliveryQueue with one plain publish per
@@ -130,21 +108,41 @@ func (l *Log) purgeCounters(ctx context.Context, id string) error {
 	return nil
 }
 
-// createOrUpdateBookkeeping creates or updates one of the streams that
-// keep the gateway's own records (the delivery log, the totals). On one
-// server with file storage they are written to disk asynchronously
+// ensureBookkeeping creates or updates, once per Log (*done, guarded by
+// mu), one of the streams that keep the gateway's own records: the
+// delivery log, the totals. cfg gets the Log's storage and replicas,
+// limits retention, discard old and direct gets.
+//
+// On one server with file storage they are written to disk asynchronously
 // (JetStream's async persist mode): each stored record would otherwise
 // cost a write system call, as much as the event it is about. A crash of
 // the server process can then lose the last few milliseconds of records,
 // never an event or a delivery. A replicated stream is flushed
 // asynchronously anyway (its Raft log has the records), and a stream made
 // before keeps its mode, which JetStream does not let change.
-func (l *Log) createOrUpdateBookkeeping(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+func (l *Log) ensureBookkeeping(ctx context.Context, done *bool, cfg jetstream.StreamConfig) error {
+	l.mu.Lock()
+	ok := *done
+	l.mu.Unlock()
+	if ok {
+		return nil
+	}
+	cfg.Storage, cfg.Replicas = jetstream.FileStorage, l.cfg.Replicas
+	if l.cfg.Memory {
+		cfg.Storage = jetstream.MemoryStorage
+	}
+	cfg.Retention, cfg.Discard, cfg.AllowDirect = jetstream.LimitsPolicy, jetstream.DiscardOld, true
 	if cfg.Storage == jetstream.FileStorage && cfg.Replicas <= 1 {
 		cfg.PersistMode = jetstream.AsyncPersistMode
 	}
 	if s, err := l.js.Stream(ctx, cfg.Name); err == nil {
 		cfg.PersistMode = s.CachedInfo().Config.PersistMode
 	}
-	return l.js.CreateOrUpdateStream(ctx, cfg)
+	if _, err := l.js.CreateOrUpdateStream(ctx, cfg); err != nil {
+		return fmt.Errorf("natsjs: stream %s: %w", cfg.Name, err)
+	}
+	l.mu.Lock()
+	*done = true
+	l.mu.Unlock()
+	return nil
 }

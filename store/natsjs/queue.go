@@ -95,34 +95,12 @@ func (l *Log) deliveriesStream() string { return l.cfg.Stream + "_DELIVERIES" }
 
 // ensureDeliveries creates the delivery log's stream once per Log.
 func (l *Log) ensureDeliveries(ctx context.Context) error {
-	l.mu.Lock()
-	ok := l.deliveriesOK
-	l.mu.Unlock()
-	if ok {
-		return nil
-	}
-	storage := jetstream.FileStorage
-	if l.cfg.Memory {
-		storage = jetstream.MemoryStorage
-	}
-	_, err := l.createOrUpdateBookkeeping(ctx, jetstream.StreamConfig{
+	return l.ensureBookkeeping(ctx, &l.deliveriesOK, jetstream.StreamConfig{
 		Name:              l.deliveriesStream(),
 		Description:       "eventgate delivery log",
 		Subjects:          []string{l.cfg.Prefix + ".deliveries.>"},
-		Retention:         jetstream.LimitsPolicy,
-		Discard:           jetstream.DiscardOld,
 		MaxMsgsPerSubject: int64(l.cfg.DeliveryLogSize),
-		Storage:           storage,
-		Replicas:          l.cfg.Replicas,
-		AllowDirect:       true,
 	})
-	if err != nil {
-		return fmt.Errorf("natsjs: delivery log stream: %w", err)
-	}
-	l.mu.Lock()
-	l.deliveriesOK = true
-	l.mu.Unlock()
-	return nil
 }
 
 func subjectsOf(c jetstream.ConsumerConfig) []string {
