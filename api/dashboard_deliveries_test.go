@@ -136,7 +136,7 @@ func testDeliveryDrawer(t *testing.T, b *browser) {
 	}
 
 	// The drawer of seq 1: both attempts, the 500's body as text.
-	p.run(chromedp.Click(chromedp.CSS(fmt.Sprintf(`li[data-id=%q] tr[data-seq="1"] td:nth-child(3)`, h.ID))))
+	p.waitJS("seq 1's row, clicked", fmt.Sprintf(`(c => c ? (c.click(), true) : false)(document.querySelector('li[data-id=%q] tr[data-seq="1"] td:nth-child(3)'))`, h.ID))
 	p.waitJS("the drawer", `document.getElementById('drawer').open && document.getElementById('drawer').dataset.ready === 'true'`)
 	attempts := eval[string](p, `JSON.stringify([...document.querySelectorAll('#drawer .attempt')].map(li => ({trigger: li.dataset.trigger, status: li.dataset.status, body: li.querySelector('pre.body')?.textContent ?? null, type: li.querySelector('.response-meta code')?.textContent ?? null})))`)
 	var got []struct {
@@ -190,8 +190,9 @@ func testDeliveryDrawer(t *testing.T, b *browser) {
 	setSelect("")
 	p.waitJS("the whole log", card+`.querySelector('tbody tr')?.dataset.seq === '4'`)
 	p.run(chromedp.Click(btn("older")))
-	p.waitJS("seq 2's row", card+`.querySelector('tr[data-seq="2"]') !== null`)
-	p.run(chromedp.Click(chromedp.CSS(fmt.Sprintf(`li[data-id=%q] tr[data-seq="2"] button.link`, h.ID))))
+	// Find and click in one script: the log's refresh may re-render the
+	// table between a separate find and click.
+	p.waitJS("seq 2's row, clicked", fmt.Sprintf(`(b => b ? (b.click(), true) : false)(document.querySelector('li[data-id=%q] tr[data-seq="2"] button.link'))`, h.ID))
 	p.waitJS("seq 2's drawer", `document.getElementById('drawer').dataset.ready === 'true' && document.getElementById('drawer').dataset.status === 'failed'`)
 	if n := eval[int](p, `document.querySelectorAll('#drawer .attempt').length`); n != 2 {
 		t.Fatalf("seq 2 shows %d attempts, want 2", n)
@@ -227,7 +228,7 @@ func testRetryClearsRetrying(t *testing.T, b *browser) {
 	p.waitJS("1 retrying", card+`?.querySelector('.counts').textContent.includes('1 retrying')`)
 	p.run(chromedp.Click(chromedp.CSS(fmt.Sprintf(`li[data-id=%q] button[aria-controls]`, h.ID))))
 	p.waitJS("the row", card+`.querySelector('tr[data-seq="1"] td:last-child button') !== null`)
-	p.run(chromedp.Click(chromedp.CSS(fmt.Sprintf(`li[data-id=%q] tr[data-seq="1"] td:last-child button`, h.ID))))
+	p.waitJS("seq 1's Retry, clicked", fmt.Sprintf(`(b => b ? (b.click(), true) : false)(document.querySelector('li[data-id=%q] tr[data-seq="1"] td:last-child button'))`, h.ID))
 	p.waitJS("0 retrying", card+`.querySelector('.counts').textContent.includes('0 retrying') && `+card+`.querySelector('.counts').textContent.includes('1 succeeded')`)
 }
 
