@@ -88,7 +88,8 @@ type delivery struct {
 	retries  int         // schedule delays used
 	entry    *retryEntry // non-nil while waiting on the heap
 	busy     bool        // queued in due or in flight
-	final    bool        // has reached a final outcome once (or, queued, left this gateway)
+	final    bool        // has reached a final outcome once (and was counted)
+	away     bool        // queued: in the queue or on another gateway, not in this one's system
 	typ      string      // the event's type (no loops: see finalLocked)
 	slot     int         // its slot in the endpoint's deliveryLog
 	// msg settles the queued message while this gateway holds it (queue

@@ -63,7 +63,7 @@ func (e *endpoint) finish(r result) {
 			e.retrying--
 		}
 		dl.Status, dl.LastError, dl.NextAttemptAt = store.DeliverySucceeded, "", time.Time{}
-		if !dl.final {
+		if !dl.final && !dl.away {
 			d.metrics.endToEnd.Observe(now.Sub(dl.storedAt).Seconds())
 		}
 		e.finalLocked(dl, now, true)
@@ -100,7 +100,8 @@ func (e *endpoint) finish(r result) {
 	}
 }
 
-// finalLocked books a delivery's final outcome once: counts, W, and the
+// finalLocked books a delivery's final outcome once: counts, W (unless
+// the delivery was away: a queued one a manual attempt settled), and the
 // copy of the event released.
 func (e *endpoint) finalLocked(dl *delivery, now time.Time, ok bool) {
 	if dl.entry == nil {
@@ -110,8 +111,10 @@ func (e *endpoint) finalLocked(dl *delivery, now time.Time, ok bool) {
 		return
 	}
 	dl.final = true
-	e.inSystem--
-	e.win.finish(now, now.Sub(dl.storedAt))
+	if !dl.away {
+		e.inSystem--
+		e.win.finish(now, now.Sub(dl.storedAt))
+	}
 	if ok {
 		e.succeeded++
 		e.src.countLocked(true)

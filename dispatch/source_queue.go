@@ -243,7 +243,7 @@ func (s *queueSource) takeLocked(m store.Queued, now time.Time) (bool, func() er
 	if m.Delivered > 1 {
 		dl.Status = store.DeliveryRetrying
 	}
-	dl.final = false
+	dl.final, dl.away = false, false
 	e.win.arrive(now, dl.storedAt, 1)
 	e.inSystem++
 	e.launchLocked(dl, false)
@@ -254,9 +254,17 @@ func (s *queueSource) takeLocked(m store.Queued, now time.Time) (bool, func() er
 // waits in the queue, for whichever gateway is free when it falls due,
 // and a released attempt is handed to another gateway at once (a crash
 // settles nothing: AckWait hands it on). A manual attempt owns no
-// message: its verdict needs nothing of the queue.
+// message; when it delivers the queued delivery, the retry that may wait
+// in the queue for it is void: the queue forgets it, wherever it waits.
 func (s *queueSource) settleLocked(dl *delivery, v verdict, delay time.Duration, owned bool) func() error {
-	if !owned || dl.msg == nil {
+	if !owned {
+		if v != verdictAck || dl.ID != queuedID(dl.EventSeq) {
+			return nil
+		}
+		seq := dl.EventSeq
+		return func() error { return s.q.Forget(seq) }
+	}
+	if dl.msg == nil {
 		return nil
 	}
 	msg := dl.msg
@@ -315,9 +323,11 @@ func (s *queueSource) backlog(time.Time) (waiting, recent int, lag uint64) {
 // leaveLocked books a queued delivery handed back to the queue: it is no
 // longer in this gateway's system, and its copy of the event is released.
 func (s *queueSource) leaveLocked(dl *delivery) {
-	if !dl.final {
-		dl.final = true
-		s.e.inSystem--
+	if !dl.away {
+		dl.away = true
+		if !dl.final {
+			s.e.inSystem--
+		}
 	}
 	dl.rec = store.Record{}
 }

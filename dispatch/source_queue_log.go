@@ -116,9 +116,12 @@ func (s *queueSource) adopt(ctx context.Context, id string) error {
 	}
 	e.mu.Lock()
 	if e.log.find(id) == nil {
-		// final: another gateway counted it; a manual attempt here moves
-		// no count.
-		e.addLocked(&delivery{Delivery: sd, final: true})
+		// Away: it is not in this gateway's system. A final one was
+		// counted where it ended (a manual attempt here moves no count);
+		// one waiting for a retry is counted where it ends, here when a
+		// manual attempt delivers it.
+		final := sd.Status == store.DeliverySucceeded || sd.Status == store.DeliveryFailed
+		e.addLocked(&delivery{Delivery: sd, final: final, away: true})
 	}
 	e.mu.Unlock()
 	return nil

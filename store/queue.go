@@ -69,6 +69,11 @@ type DeliveryQueue interface {
 	// Delivery returns the latest recorded state of delivery id, or
 	// ErrNotFound.
 	Delivery(ctx context.Context, id string) (Delivery, error)
+	// Forget settles the queued delivery of event seq wherever it waits,
+	// without holding it: a manual attempt delivered it, so the retry
+	// waiting in the queue is void and no gateway makes it. Nothing
+	// happens when nothing of seq waits. It does not wait for the store.
+	Forget(seq uint64) error
 }
 
 // Queued is one delivery handed out by a DeliveryQueue. Exactly one of

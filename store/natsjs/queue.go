@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/eventgate/eventgate/store"
@@ -283,6 +284,18 @@ func (q *queue) Record(d store.Delivery) {
 	if err := q.l.nc.Publish(q.recSubj, b); err != nil {
 		q.l.log.Warn("natsjs: delivery record lost", "webhook", q.id, "delivery", d.ID, "err", err)
 	}
+}
+
+// Forget implements store.DeliveryQueue with an acknowledgement of
+// stream seq on the consumer's acknowledgement subject (JetStream settles
+// an explicitly acknowledged message by its stream seq, whichever
+// delivery of it the subject names; a seq it does not hold is ignored).
+func (q *queue) Forget(seq uint64) error {
+	subj := "$JS.ACK." + q.l.cfg.Stream + "." + q.id + ".1." + strconv.FormatUint(seq, 10) + ".0.0.0"
+	if err := q.l.nc.Publish(subj, []byte("+ACK")); err != nil {
+		return fmt.Errorf("natsjs: settle event %d for webhook %s: %w", seq, q.id, err)
+	}
+	return nil
 }
 
 // records reads the webhook's delivery log: every delivery's latest
