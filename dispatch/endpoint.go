@@ -285,7 +285,9 @@ func (e *endpoint) step(buf *[]store.Record) (<-chan struct{}, time.Time) {
 	if e.hook.AwaitingHandshake {
 		wake = earliest(wake, e.handshakeLocked(now, draining))
 		e.mu.Unlock()
-		return nil, wake
+		// Nothing is attempted before the handshake: what a queue
+		// prefetched goes back to it, for whichever gateway can attempt.
+		return e.src.take(false, d.cfg.Concurrency, draining, buf, wake, now)
 	}
 	tokens := e.bucket.available(now)
 	for e.hook.Enabled && e.inFlight < d.cfg.Concurrency && len(e.due) > 0 && tokens > 0 {
