@@ -448,4 +448,43 @@ func TestGeneratedClientExtensionTypes(t *testing.T) {
 	if d := two.JSON200.Data; !reflect.DeepEqual(d, map[string]any{"celsius": float64(22)}) {
 		t.Errorf("binary data = %v", d)
 	}
+
+	// The SSE stream through the plain Client (the README's advice): a
+	// hello, then both events replayed after seq 0, as StreamLines.
+	resp, err := c.OpenStream(ctx, &apiclient.OpenStreamParams{After: ptr(apiclient.Cursor(0))},
+		func(_ context.Context, req *http.Request) error {
+			req.Header.Set("Accept", "text/event-stream")
+			return nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("stream = %d", resp.StatusCode)
+	}
+	var hello bool
+	var seqs []uint64
+	for sc := bufio.NewScanner(resp.Body); len(seqs) < 2 && sc.Scan(); {
+		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		var line apiclient.StreamLine
+		if err := json.Unmarshal([]byte(data), &line); err != nil {
+			t.Fatalf("stream line %s: %v", data, err)
+		}
+		if h, err := line.AsStreamHello(); err == nil && h.Hello.Epoch != "" {
+			hello = len(seqs) == 0
+			continue
+		}
+		e, err := line.AsEvent()
+		if err != nil {
+			t.Fatalf("stream line %s: %v", data, err)
+		}
+		seqs = append(seqs, e.Seq)
+	}
+	if !hello || !reflect.DeepEqual(seqs, []uint64{1, 2}) {
+		t.Errorf("stream: hello first %v, events %v; want a hello, then seqs 1 and 2", hello, seqs)
+	}
 }
