@@ -102,6 +102,7 @@ func (l *Log) Read(ctx context.Context, after uint64, limit int, f store.Filter,
 		} else if p.Gap != nil {
 			p.Next = p.Gap.To
 		}
+		l.saw(&p)
 		return p, nil
 	}
 
@@ -150,7 +151,19 @@ func (l *Log) Read(ctx context.Context, after uint64, limit int, f store.Filter,
 		}
 	}
 	p.Records = append(dst, merged...)
+	l.saw(&p)
 	return p, nil
+}
+
+// saw moves newest up to what a read examined: those events are stored,
+// though the watcher may not have reported them yet (another gateway
+// appended them). A reader's cursor is thus never past newest, where a
+// wake-up for an event below it would look like nothing new.
+func (l *Log) saw(p *store.Page) {
+	if p.Next > p.Newest {
+		l.advance(p.Next)
+		p.Newest = p.Next
+	}
 }
 
 func cmpSeq(a, b uint64) int {
