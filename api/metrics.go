@@ -73,7 +73,21 @@ func newHTTPMetrics(reg prometheus.Registerer, log store.Log, capacity func() in
 				func() float64 { return float64(b.MaxBytes()) }),
 		)
 	}
+	if t, ok := log.(tailCache); ok {
+		reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "eventgate_nats_tail_events", Help: "Events the NATS store keeps in memory for the readers following the log."},
+				func() float64 { n, _ := t.Tail(); return float64(n) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "eventgate_nats_tail_bytes", Help: "Bytes of JSON the NATS store keeps in memory for the readers following the log."},
+				func() float64 { _, b := t.Tail(); return float64(b) }),
+		)
+	}
 	return m
+}
+
+// tailCache is a log that keeps its newest events in memory for the
+// readers following it (natsjs.Log).
+type tailCache interface {
+	Tail() (events int, bytes int64)
 }
 
 // byteBudget is a log that holds its events within a budget of bytes and

@@ -149,8 +149,34 @@ func (l *Log) Append(ctx context.Context, batch []store.Event, out []store.Appen
 		}
 		out = append(out, store.Appended{Seq: p.seq, ID: batch[i].ID, Duplicate: p.dup})
 	}
-	l.advance(top)
+	l.awaitTail(ctx, top)
 	return out, nil
+}
+
+// tailWait bounds how long an Append waits for the watcher (awaitTail).
+const tailWait = 500 * time.Millisecond
+
+// awaitTail returns once the watcher has brought seq into the tail and
+// advanced newest (so the readers woken for it read it from memory, and
+// whoever reads after the Append answered finds it), or, after tailWait
+// or when ctx ends or the Log closes, advances newest itself: a slow
+// watcher never holds an Append up for long.
+func (l *Log) awaitTail(ctx context.Context, seq uint64) {
+	if seq == 0 || l.tail.newest() >= seq {
+		return
+	}
+	t := time.NewTimer(tailWait)
+	defer t.Stop()
+	for l.tail.newest() < seq && !l.stopped.Load() {
+		select {
+		case <-l.Wait(seq - 1):
+			continue
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		break
+	}
+	l.advance(seq)
 }
 
 // store has the writers store ps[uniq] and retries as Append describes.

@@ -97,6 +97,11 @@ type Config struct {
 	// DefaultMaxPendingBytes.
 	MaxPending      int
 	MaxPendingBytes int
+	// TailEvents and TailBytes bound the tail: the newest events, kept in
+	// memory for the readers that follow the log (see tail.go); defaults
+	// DefaultTailEvents and DefaultTailBytes.
+	TailEvents int
+	TailBytes  int64
 	// Timeout bounds each JetStream call whose ctx has no deadline;
 	// default DefaultTimeout.
 	Timeout time.Duration
@@ -118,9 +123,10 @@ type Log struct {
 
 	newest atomic.Uint64
 	oldest atomic.Uint64
+	tail   *tail // the newest events, as the watcher brought them
 
 	mu     sync.Mutex
-	wake   chan struct{} // closed when newest moves; nil when nobody waits
+	wake   chan struct{} // closed when the tail grows; nil when nobody waits
 	closed bool
 	// deliveriesOK: the delivery log's stream exists (ensureDeliveries).
 	deliveriesOK bool
@@ -161,6 +167,7 @@ func Open(ctx context.Context, cfg Config) (*Log, error) {
 		log:     cfg.Logger,
 		done:    make(chan struct{}),
 		soloSem: make(chan struct{}, soloSlots),
+		tail:    newTail(cfg.TailEvents, cfg.TailBytes),
 	}
 	if l.nc == nil {
 		nc, err := nats.Connect(cfg.URL, cfg.Options...)
@@ -215,6 +222,12 @@ func withDefaults(cfg Config) Config {
 	if cfg.MaxPendingBytes <= 0 {
 		cfg.MaxPendingBytes = DefaultMaxPendingBytes
 	}
+	if cfg.TailEvents <= 0 {
+		cfg.TailEvents = DefaultTailEvents
+	}
+	if cfg.TailBytes <= 0 {
+		cfg.TailBytes = DefaultTailBytes
+	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
 	}
@@ -266,20 +279,22 @@ func (l *Log) open(ctx context.Context) error {
 	if info.State.Msgs > 0 {
 		l.oldest.Store(info.State.FirstSeq)
 	}
+	l.tail.resetLocked(info.State.LastSeq + 1) // not shared yet
 
 	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{l.subj + ">"},
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    info.State.LastSeq + 1,
-		HeadersOnly:    true,
 	})
 	if err != nil {
 		return fmt.Errorf("natsjs: watcher: %w", err)
 	}
 	// Short pulls with a 1s heartbeat: when the consumer's server goes
 	// away, the ordered consumer notices within seconds and resumes on
-	// another one after the last seq it saw.
-	it, err := c.Messages(jetstream.PullMaxMessages(256), jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(watchHeartbeat))
+	// another one after the last seq it saw. What it buffers is bounded in
+	// bytes (at least two of the largest messages the server takes).
+	buffered := int(max(16<<20, 2*l.nc.MaxPayload()))
+	it, err := c.Messages(jetstream.PullMaxBytes(buffered), jetstream.PullExpiry(5*time.Second), jetstream.PullHeartbeat(watchHeartbeat))
 	if err != nil {
 		return fmt.Errorf("natsjs: watcher: %w", err)
 	}
@@ -294,8 +309,9 @@ func (l *Log) open(ctx context.Context) error {
 	return nil
 }
 
-// watch follows the stream's new messages (headers only) and advances
-// newest. It is the Log's one goroutine; Close stops it.
+// watch follows the stream's new messages: each goes into the tail,
+// advances newest and wakes the readers waiting. It is the Log's one
+// goroutine; Close stops it.
 func (l *Log) watch(ctx context.Context) {
 	defer close(l.done)
 	lastInfo := time.Now()
@@ -308,7 +324,15 @@ func (l *Log) watch(ctx context.Context) {
 		}
 		if err == nil {
 			if md, merr := msg.Metadata(); merr == nil {
-				l.advance(md.Sequence.Stream)
+				seq := md.Sequence.Stream
+				if rec, rerr := l.recordOf(seq, msg.Subject(), md.Timestamp, msg.Data()); rerr == nil {
+					l.tail.add(rec)
+				} else {
+					l.log.Warn("natsjs: not an eventgate event; not kept in the tail", "seq", seq, "err", rerr)
+					l.tail.skip(seq)
+				}
+				l.advance(seq)
+				l.wakeWaiters()
 			}
 		} else if !errors.Is(err, nats.ErrTimeout) {
 			l.log.Warn("natsjs: watcher", "err", err)
@@ -360,6 +384,10 @@ func (l *Log) advance(seq uint64) {
 	if l.oldest.Load() == 0 {
 		l.raiseOldest(1)
 	}
+}
+
+// wakeWaiters wakes the readers waiting (Wait): the tail has grown.
+func (l *Log) wakeWaiters() {
 	l.mu.Lock()
 	w := l.wake
 	l.wake = nil
@@ -390,14 +418,17 @@ func (l *Log) Bounds() store.Bounds {
 	return store.Bounds{Oldest: o, Newest: n, Epoch: l.epoch}
 }
 
-// Wait implements store.Log.
+// Wait implements store.Log. It waits for the watcher: the channel is
+// closed once the tail holds an event past after (an Append's own events
+// included, a moment after it returned), so that a reader woken reads
+// them from memory.
 func (l *Log) Wait(after uint64) <-chan struct{} {
-	if l.newest.Load() > after {
+	if l.tail.newest() > after {
 		return store.Ready
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed || l.newest.Load() > after {
+	if l.closed || l.tail.newest() > after {
 		return store.Ready
 	}
 	if l.wake == nil {

@@ -37,7 +37,9 @@ type answer struct {
 	done    bool
 }
 
-// Read implements store.Log with JetStream's batch direct get (AllowDirect):
+// Read implements store.Log from the tail when it holds the events after
+// after (the readers that follow the log), else with JetStream's batch
+// direct get (AllowDirect):
 // a request names a start seq, a count and optionally one subject filter,
 // and the server streams back the stored messages, ending with an EOB
 // status. Direct gets may be served by any replica of the stream, which
@@ -59,6 +61,14 @@ func (l *Log) Read(ctx context.Context, after uint64, limit int, f store.Filter,
 	b := l.Bounds()
 	p := store.Page{Bounds: b, Next: after, Records: dst}
 	if limit <= 0 || b.Newest == 0 || after >= b.Newest {
+		return p, nil
+	}
+	// The tail serves a read that it takes to newest or to limit: else
+	// what it lacks (appended here, not yet brought by the watcher) is
+	// read from the stream.
+	if recs, next, ok := l.tail.read(after, b.Oldest, limit, f, dst); ok && (next >= b.Newest || len(recs) >= limit) {
+		p.Records, p.Next = recs, next
+		l.saw(&p)
 		return p, nil
 	}
 	ctx, cancel := l.withTimeout(ctx)

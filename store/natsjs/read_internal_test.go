@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,4 +65,58 @@ func mustFilter(t *testing.T, patterns ...string) store.Filter {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// TestFollowingReadsComeFromTheTail: once an Append has answered, its
+// events are in the tail, and a reader following the log reads them
+// there, filtered or not, without asking JetStream (here, direct gets go
+// nowhere); a read from further back than the tail still asks it.
+func TestFollowingReadsComeFromTheTail(t *testing.T) {
+	srv, err := natsembed.Start(natsembed.Config{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	nc, err := srv.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l, err := Open(ctx, Config{Conn: nc, Stream: "TAIL_READS", Prefix: "tr", Memory: true, TailEvents: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close() }()
+	for i := range 6 {
+		typ := "a.b"
+		if i%2 == 1 {
+			typ = "c.d"
+		}
+		ev := store.Event{ID: "evt_" + strconv.Itoa(i), Type: typ, Source: "test", Time: time.Now(), Data: json.RawMessage(`{}`)}
+		if _, err := l.Append(ctx, []store.Event{ev}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, _ := l.Tail(); n != 4 {
+		t.Fatalf("the tail holds %d events after the Appends answered, want 4", n)
+	}
+	l.getSubj = "$JS.API.DIRECT.GET.NOWHERE" // JetStream reads fail from here on
+	short, shortCancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer shortCancel()
+	p, err := l.Read(short, 2, 10, nil, nil)
+	if err != nil || len(p.Records) != 4 || p.Records[0].Seq != 3 || p.Next != 6 {
+		t.Fatalf("read after 2: %d records to %d, err %v; want 3-6 from the tail", len(p.Records), p.Next, err)
+	}
+	if !strings.HasPrefix(string(p.Records[0].JSON), `{"seq":3,`) {
+		t.Fatalf("record 3 = %s", p.Records[0].JSON)
+	}
+	p, err = l.Read(short, 2, 10, mustFilter(t, "c.>"), nil)
+	if err != nil || len(p.Records) != 2 || p.Records[1].Seq != 6 || p.Next != 6 {
+		t.Fatalf("filtered read after 2: %+v, err %v; want 4 and 6 from the tail", p.Records, err)
+	}
+	if _, err := l.Read(short, 0, 10, nil, nil); err == nil {
+		t.Fatal("a read from before the tail was served without JetStream")
+	}
 }
