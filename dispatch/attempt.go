@@ -48,7 +48,7 @@ func (e *endpoint) submitLocked(j attemptJob) {
 	select {
 	case e.jobs <- j:
 	default:
-		e.workerWG.Go(func() { e.report(e.d.attempt(e.ctx, j)) })
+		e.workerWG.Go(func() { e.settle(e.d.attempt(e.ctx, j)) })
 		return
 	}
 	if e.workers < min(e.inFlight, e.d.cfg.Concurrency) {
@@ -57,8 +57,23 @@ func (e *endpoint) submitLocked(j attemptJob) {
 	}
 }
 
+// settle books an attempt's result. With a direct source the worker does
+// it (finish) and wakes the endpoint goroutine only when that gives it
+// work: no hand-off per delivery. Otherwise, and once the endpoint has
+// stopped (its result is then left unbooked, as report leaves it), the
+// result goes to the endpoint goroutine.
+func (e *endpoint) settle(r result) {
+	if !e.direct || e.ctx.Err() != nil {
+		e.report(r)
+		return
+	}
+	if e.finish(r) {
+		e.poke()
+	}
+}
+
 // work is an attempt worker: it makes the attempts queued on jobs, one at
-// a time, and reports each on results. It exits when the endpoint stops,
+// a time, and settles each. It exits when the endpoint stops,
 // or after workerIdle without work; it checks, under mu, that no attempt
 // was queued meanwhile counting on it (submitLocked starts another worker
 // once it has gone).
@@ -68,7 +83,7 @@ func (e *endpoint) work() {
 	for {
 		select {
 		case j := <-e.jobs:
-			e.report(e.d.attempt(e.ctx, j))
+			e.settle(e.d.attempt(e.ctx, j))
 			idle.Reset(workerIdle)
 		case <-idle.C:
 			e.mu.Lock()
