@@ -57,13 +57,16 @@ func (e *endpoint) submitLocked(j attemptJob) {
 	}
 }
 
-// settle books an attempt's result. With a direct source the worker does
-// it (finish) and wakes the endpoint goroutine only when that gives it
-// work: no hand-off per delivery. Otherwise, and once the endpoint has
-// stopped (its result is then left unbooked, as report leaves it), the
-// result goes to the endpoint goroutine.
+// settle books an attempt's result. With a direct source, while the
+// endpoint goroutine waits for the log rather than for a slot (moderate
+// rates), the worker does it (finish) and wakes the endpoint goroutine
+// only when that gives it work: no hand-off per delivery. Otherwise the
+// result goes to the endpoint goroutine: a queue source settles there,
+// and an endpoint short of slots books the results that came in together
+// before it reads the log once for all of them. Once the endpoint has
+// stopped, the result is left unbooked, as report leaves it.
 func (e *endpoint) settle(r result) {
-	if !e.direct || e.ctx.Err() != nil {
+	if !e.direct || e.slotWait.Load() || e.ctx.Err() != nil {
 		e.report(r)
 		return
 	}

@@ -20,9 +20,10 @@ import (
 // retry heap hand it work through due and kick. Its attempt workers (at
 // most Concurrency, see work) take attempts from jobs; run starts them and
 // waits for them. A worker books its attempt's result itself when the
-// source settles without I/O (the log's cursor: direct), and pokes run
-// only when that gives it work (needsRunLocked); otherwise it reports the
-// result on results for run to book.
+// source settles without I/O (the log's cursor: direct) and run waits for
+// the log, not for a slot, and pokes run only when that gives it work
+// (needsRunLocked); otherwise it reports the result on results for run to
+// book, several at a time.
 type endpoint struct {
 	d       *Dispatcher
 	id      string
@@ -34,9 +35,13 @@ type endpoint struct {
 	drained chan struct{}   // closed once idle while draining, or on exit
 	soon    atomic.Int64    // heap entries this endpoint must wait for while draining
 	started bool            // guarded by d.mu
-	// direct: workers book their results themselves (see finish). Set
+	// direct: workers book their results themselves (see settle). Set
 	// by run before it starts a worker, never changed.
 	direct bool
+	// slotWait: run's last step found no free slot (Concurrency or
+	// MaxRetrying reached), so it waits for finished attempts, not for
+	// the log. Written by run with mu held; read by workers without it.
+	slotWait atomic.Bool
 	// workerWG counts the attempt workers and handshakes; run waits for
 	// it before it returns.
 	workerWG sync.WaitGroup
@@ -69,18 +74,14 @@ type endpoint struct {
 	src          source     // set before run starts, never changed
 	due          []dueItem  // retries that fell due and manual retries, in order
 	inFlight     int
-	// slotWait: run's last step found no free slot (Concurrency or
-	// MaxRetrying reached), so it waits for a finished attempt, not for
-	// the log.
-	slotWait  bool
-	workers   int // attempt workers running (idle or busy), at most Concurrency
-	retrying  int // heap entries + due retries
-	inSystem  int // taken and not yet at a final outcome
-	succeeded uint64
-	failed    uint64
-	win       window
-	log       deliveryLog
-	deleted   bool
+	workers      int // attempt workers running (idle or busy), at most Concurrency
+	retrying     int // heap entries + due retries
+	inSystem     int // taken and not yet at a final outcome
+	succeeded    uint64
+	failed       uint64
+	win          window
+	log          deliveryLog
+	deleted      bool
 }
 
 type dueItem struct {
@@ -312,7 +313,7 @@ func (e *endpoint) step(buf *[]store.Record) (<-chan struct{}, time.Time) {
 	// retrying <= MaxRetrying strictly.
 	free := min(d.cfg.Concurrency-e.inFlight, d.cfg.MaxRetrying-e.retrying-e.inFlight)
 	active := e.hook.Enabled && !e.deleted
-	e.slotWait = active && free <= 0
+	e.slotWait.Store(active && free <= 0)
 	if active && free > 0 && tokens == 0 {
 		// Work waits for a token, not for a slot: wake when one is due
 		// (and then wait on the log as usual).
@@ -412,7 +413,7 @@ func (e *endpoint) launchLocked(dl *delivery, manual bool) {
 // to check. Otherwise the goroutine sleeps on: a delivery at a moderate
 // rate costs it no wake-up besides the log's.
 func (e *endpoint) needsRunLocked() bool {
-	return e.slotWait || len(e.due) > 0 || e.replay != nil ||
+	return e.slotWait.Load() || len(e.due) > 0 || e.replay != nil ||
 		len(e.ops.events) > 0 || len(e.ops.forget) > 0 || e.d.draining()
 }
 
