@@ -20,6 +20,7 @@ import (
 type attemptJob struct {
 	dl      *delivery // opaque here: handed back in the result
 	manual  bool
+	direct  bool // the worker books the result itself (see settle)
 	url     string
 	secrets []signature.Secret
 	headers map[string]string // custom headers; read-only
@@ -48,7 +49,7 @@ func (e *endpoint) submitLocked(j attemptJob) {
 	select {
 	case e.jobs <- j:
 	default:
-		e.workerWG.Go(func() { e.settle(e.d.attempt(e.ctx, j)) })
+		e.workerWG.Go(func() { e.settle(j.direct, e.d.attempt(e.ctx, j)) })
 		return
 	}
 	if e.workers < min(e.inFlight, e.d.cfg.Concurrency) {
@@ -57,16 +58,17 @@ func (e *endpoint) submitLocked(j attemptJob) {
 	}
 }
 
-// settle books an attempt's result. With a direct source, while the
-// endpoint goroutine waits for the log rather than for a slot (moderate
-// rates), the worker does it (finish) and wakes the endpoint goroutine
-// only when that gives it work: no hand-off per delivery. Otherwise the
-// result goes to the endpoint goroutine: a queue source settles there,
-// and an endpoint short of slots books the results that came in together
-// before it reads the log once for all of them. Once the endpoint has
-// stopped, the result is left unbooked, as report leaves it.
-func (e *endpoint) settle(r result) {
-	if !e.direct || e.slotWait.Load() || e.ctx.Err() != nil {
+// settle books an attempt's result. A direct attempt (launched alone, on
+// a source that settles without I/O: moderate rates) is booked by its
+// worker (finish), which wakes the endpoint goroutine only when that gives
+// it work: no hand-off per delivery. Otherwise the result goes to the
+// endpoint goroutine: a queue source settles there, and attempts that
+// overlap (high rates) are booked together before the endpoint reads the
+// log once for the slots they free, with no worker contending for the
+// endpoint's mutex. Once the endpoint has stopped, the result is left
+// unbooked, as report leaves it.
+func (e *endpoint) settle(direct bool, r result) {
+	if !direct || e.ctx.Err() != nil {
 		e.report(r)
 		return
 	}
@@ -86,7 +88,7 @@ func (e *endpoint) work() {
 	for {
 		select {
 		case j := <-e.jobs:
-			e.settle(e.d.attempt(e.ctx, j))
+			e.settle(j.direct, e.d.attempt(e.ctx, j))
 			idle.Reset(workerIdle)
 		case <-idle.C:
 			e.mu.Lock()

@@ -19,11 +19,10 @@ import (
 // the only one that takes deliveries and starts attempts; the API and the
 // retry heap hand it work through due and kick. Its attempt workers (at
 // most Concurrency, see work) take attempts from jobs; run starts them and
-// waits for them. A worker books its attempt's result itself when the
-// source settles without I/O (the log's cursor: direct) and run waits for
-// the log, not for a slot, and pokes run only when that gives it work
-// (needsRunLocked); otherwise it reports the result on results for run to
-// book, several at a time.
+// waits for them. A worker books the result of an attempt launched alone
+// itself when the source settles without I/O (the log's cursor: direct),
+// and pokes run only when that gives it work (needsRunLocked); otherwise
+// it reports the result on results for run to book, several at a time.
 type endpoint struct {
 	d       *Dispatcher
 	id      string
@@ -35,8 +34,9 @@ type endpoint struct {
 	drained chan struct{}   // closed once idle while draining, or on exit
 	soon    atomic.Int64    // heap entries this endpoint must wait for while draining
 	started bool            // guarded by d.mu
-	// direct: workers book their results themselves (see settle). Set
-	// by run before it starts a worker, never changed.
+	// direct: the source settles without I/O, so a worker may book its
+	// result itself (see settle). Set by run before it starts a worker,
+	// never changed.
 	direct bool
 	// slotWait: run's last step found no free slot (Concurrency or
 	// MaxRetrying reached), so it waits for finished attempts, not for
@@ -403,7 +403,9 @@ func (e *endpoint) launchLocked(dl *delivery, manual bool) {
 	e.inFlight++
 	e.bucket.take()
 	dl.busy = true
-	e.submitLocked(attemptJob{dl: dl, manual: manual, url: e.hook.URL, secrets: e.secrets, headers: e.headers,
+	// Alone in flight: its worker books it (see settle).
+	direct := e.direct && e.inFlight == 1
+	e.submitLocked(attemptJob{dl: dl, manual: manual, direct: direct, url: e.hook.URL, secrets: e.secrets, headers: e.headers,
 		msgID: e.d.msgID(dl.EventSeq), body: dl.rec.JSON})
 }
 

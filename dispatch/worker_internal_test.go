@@ -129,10 +129,11 @@ func (g *gated) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 // TestResultsBookedByWorkersAndByTheEndpoint: on the log's cursor a worker
-// books its own result while the endpoint waits for the log (one event at
-// a time), and hands it to the endpoint goroutine while every slot is
-// taken; no result is lost between the two, a retry booked by a worker
-// falls due and is delivered, and nothing stays in flight.
+// books the result of an attempt launched alone (one event at a time), and
+// hands those of overlapping attempts to the endpoint goroutine, here
+// while every slot is taken; no result is lost between the two, a retry
+// booked by a worker falls due and is delivered, and nothing stays in
+// flight.
 func TestResultsBookedByWorkersAndByTheEndpoint(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rt := &gated{}
