@@ -20,6 +20,7 @@ import (
 type attemptJob struct {
 	dl      *delivery // opaque here: handed back in the result
 	manual  bool
+	direct  bool // the worker books the result itself (see settle)
 	url     string
 	secrets []signature.Secret
 	headers map[string]string // custom headers; read-only
@@ -48,7 +49,7 @@ func (e *endpoint) submitLocked(j attemptJob) {
 	select {
 	case e.jobs <- j:
 	default:
-		e.workerWG.Go(func() { e.report(e.d.attempt(e.ctx, j)) })
+		e.workerWG.Go(func() { e.settle(j.direct, e.d.attempt(e.ctx, j)) })
 		return
 	}
 	if e.workers < min(e.inFlight, e.d.cfg.Concurrency) {
@@ -57,8 +58,27 @@ func (e *endpoint) submitLocked(j attemptJob) {
 	}
 }
 
+// settle books an attempt's result. A direct attempt (launched alone, on
+// a source that settles without I/O: moderate rates) is booked by its
+// worker (finish), which wakes the endpoint goroutine only when that gives
+// it work: no hand-off per delivery. Otherwise the result goes to the
+// endpoint goroutine: a queue source settles there, and attempts that
+// overlap (high rates) are booked together before the endpoint reads the
+// log once for the slots they free, with no worker contending for the
+// endpoint's mutex. Once the endpoint has stopped, the result is left
+// unbooked, as report leaves it.
+func (e *endpoint) settle(direct bool, r result) {
+	if !direct || e.ctx.Err() != nil {
+		e.report(r)
+		return
+	}
+	if e.finish(r) {
+		e.poke()
+	}
+}
+
 // work is an attempt worker: it makes the attempts queued on jobs, one at
-// a time, and reports each on results. It exits when the endpoint stops,
+// a time, and settles each. It exits when the endpoint stops,
 // or after workerIdle without work; it checks, under mu, that no attempt
 // was queued meanwhile counting on it (submitLocked starts another worker
 // once it has gone).
@@ -68,7 +88,7 @@ func (e *endpoint) work() {
 	for {
 		select {
 		case j := <-e.jobs:
-			e.report(e.d.attempt(e.ctx, j))
+			e.settle(j.direct, e.d.attempt(e.ctx, j))
 			idle.Reset(workerIdle)
 		case <-idle.C:
 			e.mu.Lock()

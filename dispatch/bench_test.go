@@ -146,7 +146,9 @@ func BenchmarkDelivery(b *testing.B) {
 
 // BenchmarkIngestToDelivery publishes 1,000 events/s for two seconds to
 // one local receiver and reports the p50/p99 time from Publish returning
-// to the receiver holding the request (b.N is ignored: a fixed load).
+// to the receiver holding the request, and the process's CPU per delivery
+// (the in-process receiver's included; no HTTP ingest, which bench/load
+// measures) (b.N is ignored: a fixed load).
 func BenchmarkIngestToDelivery(b *testing.B) {
 	for _, kind := range []string{"ring", "nats"} {
 		b.Run("store="+kind, func(b *testing.B) { benchIngestToDelivery(b, kind) })
@@ -185,6 +187,7 @@ func benchIngestToDelivery(b *testing.B, kind string) {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
+	cpu0 := processCPU()
 	tick := time.NewTicker(time.Second / rate)
 	defer tick.Stop()
 	for i := 1; i <= total; i++ {
@@ -201,6 +204,9 @@ func benchIngestToDelivery(b *testing.B, kind string) {
 		b.Fatalf("only %d of %d delivered", got.Load(), total)
 	}
 	b.StopTimer()
+	if cpu := processCPU() - cpu0; cpu > 0 {
+		b.ReportMetric(float64(cpu.Microseconds())/total, "cpu-µs/delivery")
+	}
 	lat := make([]time.Duration, 0, total)
 	for s := 1; s <= total; s++ {
 		lat = append(lat, max(0, time.Duration(arrived[s].Load()-sent[s].Load())))

@@ -16,10 +16,13 @@ import (
 // endpoint is one webhook's deliveries: it takes them from its source (a
 // cursor over the log, or a shared queue), attempts them, decides each
 // attempt's verdict and has the source settle it. Its goroutine (run) is
-// the only one that takes deliveries, starts attempts and records their
-// results; the API and the retry heap hand it work through due and kick.
-// Its attempt workers (at most Concurrency, see work) take attempts from
-// jobs and report on results; run starts them and waits for them.
+// the only one that takes deliveries and starts attempts; the API and the
+// retry heap hand it work through due and kick. Its attempt workers (at
+// most Concurrency, see work) take attempts from jobs; run starts them and
+// waits for them. A worker books the result of an attempt launched alone
+// itself when the source settles without I/O (the log's cursor: direct),
+// and pokes run only when that gives it work (needsRunLocked); otherwise
+// it reports the result on results for run to book, several at a time.
 type endpoint struct {
 	d       *Dispatcher
 	id      string
@@ -31,6 +34,14 @@ type endpoint struct {
 	drained chan struct{}   // closed once idle while draining, or on exit
 	soon    atomic.Int64    // heap entries this endpoint must wait for while draining
 	started bool            // guarded by d.mu
+	// direct: the source settles without I/O, so a worker may book its
+	// result itself (see settle). Set by run before it starts a worker,
+	// never changed.
+	direct bool
+	// slotWait: run's last step found no free slot (Concurrency or
+	// MaxRetrying reached), so it waits for finished attempts, not for
+	// the log. Written by run with mu held; read by workers without it.
+	slotWait atomic.Bool
 	// workerWG counts the attempt workers and handshakes; run waits for
 	// it before it returns.
 	workerWG sync.WaitGroup
@@ -226,6 +237,7 @@ func (e *endpoint) remove() {
 // and kicks, it waits on one timer for whatever falls due next: a rate
 // limit token, the previous secret's expiry, a handshake retry.
 func (e *endpoint) run() {
+	_, e.direct = e.src.(*logSource)
 	defer e.src.flush(true) // the counts not yet due: the connection is still open
 	defer e.drainOnce.Do(func() { close(e.drained) })
 	defer e.workerWG.Wait() // they stop on ctx, which ended the loop
@@ -304,6 +316,7 @@ func (e *endpoint) step(buf *[]store.Record) (<-chan struct{}, time.Time) {
 	// retrying <= MaxRetrying strictly.
 	free := min(d.cfg.Concurrency-e.inFlight, d.cfg.MaxRetrying-e.retrying-e.inFlight)
 	active := e.hook.Enabled && !e.deleted
+	e.slotWait.Store(active && free <= 0)
 	if active && free > 0 && tokens == 0 {
 		// Work waits for a token, not for a slot: wake when one is due
 		// (and then wait on the log as usual).
@@ -393,8 +406,20 @@ func (e *endpoint) launchLocked(dl *delivery, manual bool) {
 	e.inFlight++
 	e.bucket.take()
 	dl.busy = true
-	e.submitLocked(attemptJob{dl: dl, manual: manual, url: e.hook.URL, secrets: e.secrets, headers: e.headers,
+	// Alone in flight: its worker books it (see settle).
+	direct := e.direct && e.inFlight == 1
+	e.submitLocked(attemptJob{dl: dl, manual: manual, direct: direct, url: e.hook.URL, secrets: e.secrets, headers: e.headers,
 		msgID: e.d.msgID(dl.EventSeq), body: dl.rec.JSON})
+}
+
+// needsRunLocked reports whether a result a worker just booked (see
+// finish) gives the endpoint goroutine work: a slot it waits for, due
+// retries or a replay to start, operational events to publish, or a drain
+// to check. Otherwise the goroutine sleeps on: a delivery at a moderate
+// rate costs it no wake-up besides the log's.
+func (e *endpoint) needsRunLocked() bool {
+	return e.slotWait.Load() || len(e.due) > 0 || e.replay != nil ||
+		len(e.ops.events) > 0 || len(e.ops.forget) > 0 || e.d.draining()
 }
 
 // checkDrained closes drained once the endpoint has nothing left to do

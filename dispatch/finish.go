@@ -13,11 +13,14 @@ import (
 
 // finish records the outcome of one attempt: its verdict (decide), the
 // delivery's new state, and the source's settlement, done outside the
-// lock.
-func (e *endpoint) finish(r result) {
+// lock. It runs on the endpoint goroutine, or, for a source that settles
+// without I/O (the log's cursor, see settle), on the attempt worker; it
+// returns whether the endpoint goroutine has work because of it (see
+// needsRunLocked).
+func (e *endpoint) finish(r result) (wake bool) {
 	if r.hs != nil {
 		e.finishHandshake(r)
-		return
+		return false
 	}
 	d := e.d
 	now := time.Now()
@@ -89,6 +92,7 @@ func (e *endpoint) finish(r result) {
 	e.tailLocked(dl, dl.Attempts)
 	e.src.recordLocked(dl)
 	disabled := disable != "" && e.disableLocked(disable, now)
+	wake = e.needsRunLocked()
 	e.mu.Unlock()
 	if settle != nil {
 		if err := settle(); err != nil && e.ctx.Err() == nil {
@@ -98,6 +102,7 @@ func (e *endpoint) finish(r result) {
 	if disabled {
 		e.persistDisabled(disable, now)
 	}
+	return wake
 }
 
 // finalLocked books a delivery's final outcome once: counts, W (unless

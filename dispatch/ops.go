@@ -92,8 +92,8 @@ func (e *endpoint) disableLocked(reason string, now time.Time) bool {
 
 // persistDisabled stores a disable decided by the endpoint, unless the
 // webhook was updated after it (a later PATCH wins), and records
-// eventgate.webhook.disabled. Called by the endpoint goroutine, no lock
-// held.
+// eventgate.webhook.disabled. Called by the goroutine that finished the
+// attempt (see finish), no lock held.
 func (e *endpoint) persistDisabled(reason string, at time.Time) {
 	d := e.d
 	d.metrics.disabled.WithLabelValues(disableLabel(reason)).Inc()

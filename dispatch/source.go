@@ -19,7 +19,8 @@ import (
 //
 // Methods ending in Locked run with the endpoint's mutex held; the rest
 // without it. Only the endpoint goroutine calls take, received and
-// settleLocked.
+// settleLocked; logSource's settleLocked is also called by the attempt
+// worker that booked the result (endpoint.settle).
 type source interface {
 	// canTakeLocked reports whether the source may hand out new
 	// deliveries while the dispatcher drains to target.

@@ -64,7 +64,7 @@ func parseFlags(mode string, compare bool, args []string, out io.Writer) (*optio
 			}
 		}()
 	case "webhook":
-		fs.IntVar(&o.webhook.receivers, "receivers", 1, "local receivers, one webhook each")
+		fs.IntVar(&o.webhook.receivers, "receivers", 1, "local receivers, one webhook each (0: no webhook, the ingest's own cost per event)")
 		fs.IntVar(&o.webhook.rate, "rate", 0, "events/s (0: --events as fast as possible)")
 		fs.IntVar(&o.webhook.events, "events", 50000, "with --rate 0: events to publish (keep under --buffer-size)")
 		fs.DurationVar(&o.webhook.duration, "duration", 5*time.Second, "with --rate: how long to publish")

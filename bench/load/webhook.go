@@ -37,6 +37,7 @@ type webhookResult struct {
 	published       int
 	pubPerSec       float64 // events/s accepted while publishing
 	backlog         bool    // deliveries/s are of draining a backlog
+	ingestOnly      bool    // --receivers 0: no webhook; the figures are per event ingested
 	deliveries      int
 	perSec          float64 // deliveries/s, first publish to last delivery
 	p50, p99        time.Duration
@@ -51,6 +52,10 @@ func (r webhookResult) String() string {
 	per := "-"
 	if r.serverCPUPerDel > 0 {
 		per = fmt.Sprintf("%.0f µs", float64(r.serverCPUPerDel)/1e3)
+	}
+	if r.ingestOnly {
+		return fmt.Sprintf("published %d (%.0f/s)  no webhook  server cpu/event %s  cpu client %s server %s",
+			r.published, r.pubPerSec, per, r.clientCPU, r.serverCPU)
 	}
 	what, lat := "while ingesting", "ingest-to-delivery"
 	if r.backlog {
@@ -189,7 +194,8 @@ func unregister(client *http.Client, base, id string) {
 
 // runWebhook registers cfg.receivers webhooks to local receivers,
 // publishes and waits until every receiver has every event (or the grace
-// time ends). Deliveries/s run from the first publish to the last
+// time ends). With no receivers it measures the ingest alone: the server's
+// CPU per event published, which every delivery's figure includes. Deliveries/s run from the first publish to the last
 // delivery; with cfg.backlog, from enabling the webhooks after publishing
 // the backlog to the last delivery.
 func runWebhook(ctx context.Context, s *server, cfg webhookConfig) (webhookResult, error) {
@@ -255,6 +261,16 @@ func runWebhook(ctx context.Context, s *server, cfg webhookConfig) (webhookResul
 		time.Sleep(5 * time.Millisecond) // polling a count another process drives
 	}
 	cpu, scpu := selfCPU()-cpu0, s.cpu()-scpu0
+	if len(rcs) == 0 { // ingest alone: what a delivery's figures include
+		wall := time.Since(start)
+		res.ingestOnly, res.perSec = true, float64(res.published)/wall.Seconds()
+		res.clientCPU, res.serverCPU = cpuShare(cpu, wall), "-"
+		if s.pid > 0 && res.published > 0 {
+			res.serverCPU = cpuShare(scpu, wall)
+			res.serverCPUPerDel = time.Duration(scpu) / time.Duration(res.published)
+		}
+		return res, nil
+	}
 
 	var h hist
 	var last time.Time
