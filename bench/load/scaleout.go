@@ -162,6 +162,8 @@ type cpuSnap struct {
 	nats     []cpuTime
 }
 
+// snapCPU reads the CPU time of this tool, of every gateway of g and of
+// the NATS servers natsPIDs (0 for a process that cannot be read).
 func snapCPU(g *server, natsPIDs []int) cpuSnap {
 	c := cpuSnap{at: time.Now(), self: selfCPU(), gateways: []cpuTime{procCPU(g.pid)}}
 	for _, p := range g.peers {
