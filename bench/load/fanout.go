@@ -35,6 +35,8 @@ type fanoutResult struct {
 	lost, dup    uint64
 	reordered    uint64
 	cut          int     // subscribers whose stream ended early
+	goingAway    int     // of them, closed by the gateway with 1001 while it was not stopping
+	othersBad    uint64  // events lost, duplicated or reordered at the subscribers not closed with 1001
 	perMsg       float64 // events per WebSocket message
 	clientCPU    string
 	serverCPU    string
@@ -64,6 +66,9 @@ type subscriber struct {
 	// contig is the seq up to which every event has been seen, for the
 	// runner to tell when this subscriber is done.
 	contig atomic.Uint64
+	// ended is set when read returns, so that the runner stops waiting
+	// for a stream that failed or was closed.
+	ended atomic.Bool
 	// seqKey is the field holding the seq to check: `{"seq":` at a line's
 	// start for eventgate's NDJSON, `"n":` in the data for Centrifugo.
 	seqKey     []byte
@@ -79,6 +84,7 @@ var (
 // read reads messages until ctx ends (the runner cancels it once contig
 // reaches the last seq published) or the stream fails.
 func (s *subscriber) read(ctx context.Context) {
+	defer s.ended.Store(true)
 	var buf bytes.Buffer
 	for {
 		_, r, err := s.conn.Reader(ctx)
@@ -167,11 +173,14 @@ type publisher interface {
 	publish(ctx context.Context, n int, from uint64) (uint64, error)
 }
 
-// httpPublisher posts batches to eventgate's (or bare-hub's) /v1/events.
+// httpPublisher posts batches to eventgate's (or bare-hub's) /v1/events,
+// each to the next gateway of s in turn (always the same one but for a
+// scale-out group).
 type httpPublisher struct {
 	client *http.Client
-	url    string
-	typ    string // the events' type
+	s      *server
+	typ    string        // the events' type
+	next   atomic.Uint64 // publishes so far, to pick the gateway
 }
 
 // benchData is the data of a fan-out or webhook event: the send time (t,
@@ -200,7 +209,8 @@ func (p *httpPublisher) publish(ctx context.Context, n int, from uint64) (uint64
 		body = append(body, '}')
 	}
 	body = append(body, ']')
-	status, out, err := postJSON(ctx, p.client, p.url+"/v1/events", body)
+	url := p.s.urlFor(int(p.next.Add(1) - 1))
+	status, out, err := postJSON(ctx, p.client, url+"/v1/events", body)
 	if err != nil {
 		return 0, err
 	}
@@ -221,7 +231,7 @@ func runFanout(ctx context.Context, s *server, cfg fanoutConfig) (fanoutResult, 
 	res := fanoutResult{subs: cfg.subs, rate: cfg.rate, serverCPU: "-", serverPer: "-"}
 	client := newClient(4)
 	defer client.CloseIdleConnections()
-	var pub publisher = &httpPublisher{client: client, url: s.url, typ: "bench.fanout"}
+	var pub publisher = &httpPublisher{client: client, s: s, typ: "bench.fanout"}
 	dial := dialStream
 	if s.target == targetCentrifugo {
 		pub = &centrifugoPublisher{client: client, url: s.url}
@@ -238,7 +248,7 @@ func runFanout(ctx context.Context, s *server, cfg fanoutConfig) (fanoutResult, 
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			sub, err := dial(dctx, s.url)
+			sub, err := dial(dctx, s.urlFor(i))
 			if err != nil {
 				errs <- err
 				return
@@ -299,6 +309,11 @@ func runFanout(ctx context.Context, s *server, cfg fanoutConfig) (fanoutResult, 
 		res.lost += sub.ck.lost(lastSeq)
 		res.dup += sub.ck.dup
 		res.reordered += sub.ck.reorder
+		if websocket.CloseStatus(sub.err) == websocket.StatusGoingAway {
+			res.goingAway++
+		} else {
+			res.othersBad += sub.ck.lost(lastSeq) + sub.ck.dup + sub.ck.reorder
+		}
 		if sub.err != nil || !sub.ck.done(lastSeq) {
 			res.cut++
 			if res.firstFailure == "" && sub.err != nil {
@@ -317,7 +332,11 @@ func runFanout(ctx context.Context, s *server, cfg fanoutConfig) (fanoutResult, 
 	}
 	switch {
 	case res.lost > 0 || res.dup > 0 || res.reordered > 0:
-		res.firstFailure = fmt.Sprintf("lost %d, dup %d, reordered %d", res.lost, res.dup, res.reordered)
+		cause := ""
+		if res.firstFailure != "" {
+			cause = fmt.Sprintf(" (%d cut, the first: %s)", res.cut, res.firstFailure)
+		}
+		res.firstFailure = fmt.Sprintf("lost %d, dup %d, reordered %d%s", res.lost, res.dup, res.reordered, cause)
 	case res.cut > 0:
 		if res.firstFailure == "" {
 			res.firstFailure = fmt.Sprintf("%d subscribers did not finish in the grace time", res.cut)
@@ -332,14 +351,14 @@ func runFanout(ctx context.Context, s *server, cfg fanoutConfig) (fanoutResult, 
 	return res, nil
 }
 
-// waitAll waits until every subscriber has seen every seq up to last, or
-// ctx ends, stopping each reader as it finishes. It polls every 2 ms: the
+// waitAll waits until every subscriber has seen every seq up to last (or
+// its stream ended), or ctx ends, stopping each reader as it finishes. It polls every 2 ms: the
 // readers are blocked in reads and cannot be told otherwise.
 func waitAll(ctx context.Context, subs []*subscriber, cancels []context.CancelFunc, last uint64) {
 	finished := make([]bool, len(subs))
 	for left := len(subs); left > 0; {
 		for i, sub := range subs {
-			if !finished[i] && sub.contig.Load() >= last {
+			if !finished[i] && (sub.contig.Load() >= last || sub.ended.Load()) {
 				finished[i] = true
 				cancels[i]()
 				left--

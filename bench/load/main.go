@@ -7,6 +7,7 @@
 //	go run ./bench/load fanout  [--target eventgate|bare-hub|centrifugo] [--subs 100] [--rate 2000,5000] [--duration 5s]
 //	go run ./bench/load webhook [--receivers 1] [--rate 0 --events 50000 | --rate 1000 --duration 5s | --backlog 20000]
 //	go run ./bench/load compare ingest|fanout|webhook --targets eventgate,bare [--runs 3] [mode flags]
+//	go run ./bench/load scaleout webhook|stream --nats-url URLS [--gateways 1,3] [--runs 3] [mode flags]
 //
 // eventgate's targets, each optionally :BINARY for a given build:
 //
@@ -27,6 +28,10 @@
 // mode measures deliveries while publishing flat out (--events) or at a
 // rate, or, with --backlog N, draining N events published while the
 // webhooks were disabled; --publishers P posts from P concurrent clients.
+//
+// scaleout spawns groups of gateways on one NATS (eventgate-nats-url), one
+// gateway against three by default, and measures webhook deliveries or how
+// many stream clients each group serves; see scaleout.go.
 //
 // --url measures a running server instead of spawning one (loopback only;
 // give --pid to get its CPU time). Every loop is bounded by a duration or a
@@ -60,6 +65,7 @@ func main() {
 
 const usage = `usage: load ingest|fanout|webhook [flags]
        load compare ingest|fanout|webhook --targets a,b [flags]
+       load scaleout webhook|stream --nats-url URLS [--gateways 1,3] [flags]
 run "load MODE -h" for a mode's flags`
 
 // run is the testable body of main.
@@ -78,6 +84,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			return errors.New("compare needs a mode: ingest, fanout or webhook")
 		}
 		return measure(ctx, args[1], true, args[2:], stdout)
+	case "scaleout":
+		return scaleout(ctx, args[1:], stdout)
 	default:
 		fmt.Fprintln(stdout, usage)
 		return fmt.Errorf("unknown command %q", cmd)

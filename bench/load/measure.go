@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
 	"slices"
 	"strconv"
@@ -25,8 +24,9 @@ type options struct {
 	webhook webhookConfig
 }
 
-// parseFlags reads the flags of mode (and of compare).
-func parseFlags(mode string, compare bool, args []string, out io.Writer) (*options, error) {
+// parseFlags reads the flags of mode (and of compare); each of extra may
+// define more flags on the same set before it is parsed (scaleout's).
+func parseFlags(mode string, compare bool, args []string, out io.Writer, extra ...func(*flag.FlagSet)) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet(mode, flag.ContinueOnError)
 	fs.SetOutput(out)
@@ -74,6 +74,9 @@ func parseFlags(mode string, compare bool, args []string, out io.Writer) (*optio
 	default:
 		return nil, fmt.Errorf("unknown mode %q", mode)
 	}
+	for _, f := range extra {
+		f(fs)
+	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -112,12 +115,11 @@ func measure(ctx context.Context, mode string, compare bool, args []string, out 
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "eventgate-load-")
+	b, done, err := newTempBuilder()
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	b := &builder{dir: dir}
+	defer done()
 
 	fmt.Fprintf(out, "# %s: targets %s, %d run(s); %d CPUs (GOMAXPROCS %d); load average %s\n",
 		mode, strings.Join(o.targets, ","), o.runs, runtime.NumCPU(), runtime.GOMAXPROCS(0), loadAvg())

@@ -65,6 +65,17 @@ func startNATS(tb testing.TB) *natsserver.Server {
 	return ns
 }
 
+// buildEventgate returns a builder holding a go build of the repository
+// (a few seconds when cached) in a temporary directory.
+func buildEventgate(tb testing.TB) *builder {
+	tb.Helper()
+	b := &builder{dir: tb.TempDir()}
+	if _, err := b.eventgate(tb.Context()); err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
 // TestNATSTargets spawns a built eventgate on embedded NATS, on a NATS
 // server given by URL (twice: the second run resets the streams) and on the
 // ring, and drives a short ingest run (batches: every answer 2xx) and a
@@ -74,10 +85,7 @@ func TestNATSTargets(t *testing.T) {
 	if testing.Short() {
 		t.Skip("spawns eventgate")
 	}
-	b := &builder{dir: t.TempDir()}
-	if _, err := b.eventgate(t.Context()); err != nil {
-		t.Fatal(err)
-	}
+	b := buildEventgate(t)
 	ns := startNATS(t)
 	for _, tf := range []targetFlags{
 		{target: targetEventgateNATS, bufferSize: 10000},

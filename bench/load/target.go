@@ -39,16 +39,36 @@ type targetFlags struct {
 }
 
 // server is a target being measured: its base URL and, when this tool
-// spawned it, its process (for CPU time) and how to stop it.
+// spawned it, its process (for CPU time) and how to stop it. A group of
+// gateways on one NATS (scaleout) is its first gateway with the others as
+// peers: publishers and stream clients spread over all of them, and its
+// CPU time is theirs added up.
 type server struct {
 	target string
 	url    string
 	pid    int
 	stop   func() // kills the process and waits; a no-op for --url
+	peers  []*server
 }
 
-// cpu returns the server's CPU time so far, 0 when unknown.
-func (s *server) cpu() cpuTime { return procCPU(s.pid) }
+// cpu returns the server's CPU time so far (with its peers'), 0 when
+// unknown.
+func (s *server) cpu() cpuTime {
+	c := procCPU(s.pid)
+	for _, p := range s.peers {
+		c += p.cpu()
+	}
+	return c
+}
+
+// urlFor returns the base URL of the gateway that the i-th client (a
+// publish, a stream subscriber) uses: the gateways of a group in turn.
+func (s *server) urlFor(i int) string {
+	if i %= len(s.peers) + 1; i > 0 {
+		return s.peers[i-1].url
+	}
+	return s.url
+}
 
 // builder builds the eventgate binary once per run of the tool.
 type builder struct {
@@ -56,6 +76,16 @@ type builder struct {
 	path string
 	err  error
 	dir  string
+}
+
+// newTempBuilder makes the temporary directory of one run of the tool and
+// a builder using it; done removes the directory and all it holds.
+func newTempBuilder() (b *builder, done func(), err error) {
+	dir, err := os.MkdirTemp("", "eventgate-load-")
+	if err != nil {
+		return nil, nil, err
+	}
+	return &builder{dir: dir}, func() { _ = os.RemoveAll(dir) }, nil
 }
 
 // eventgate returns the path of a fresh build of the repository's main

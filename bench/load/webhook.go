@@ -223,7 +223,7 @@ func runWebhook(ctx context.Context, s *server, cfg webhookConfig) (webhookResul
 		defer unregister(client, s.url, id)
 	}
 
-	pub := &httpPublisher{client: client, url: s.url, typ: "bench.webhook"}
+	pub := &httpPublisher{client: client, s: s, typ: "bench.webhook"}
 	cpu0, scpu0 := selfCPU(), s.cpu()
 	start := time.Now()
 	var err error
