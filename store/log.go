@@ -66,7 +66,8 @@ type Log interface {
 	// for long and is cheap enough to call per read.
 	Bounds() Bounds
 	// Wait returns a channel that is closed once Newest > after or the log
-	// is closed. It never delays an appender.
+	// is closed (a shared log may close it a moment later, once the events
+	// can be read from its memory: natsjs). It never delays an appender.
 	Wait(after uint64) <-chan struct{}
 	// Close releases the log; pending Wait channels are closed.
 	Close() error
