@@ -181,13 +181,11 @@ func (s *Stream) serve(ctx context.Context, sink Sink) error {
 		if done, err := s.sendReady(ctx, sink); done {
 			return err
 		}
-		// Adaptive batching: a stream writes as soon as it has something,
-		// and what arrives while it writes goes in its next message. Only
-		// a busy one (more than busyEvents events per Linger lately) that
-		// sent less than Linger ago first waits out the rest of Linger,
-		// before it even looks at the log: heavy traffic goes in few,
-		// large messages with one wake-up each; light traffic is never
-		// held back.
+		// Adaptive batching: a stream writes as soon as it has something;
+		// what arrives meanwhile goes in its next message. Only a busy one
+		// (see sent) that sent less than Linger ago waits out the rest of
+		// Linger, before it looks at the log: heavy traffic goes in few,
+		// large messages, one wake-up each; light traffic is never held.
 		if s.busy && closing != nil {
 			if wait := h.cfg.Linger - time.Duration(time.Now().UnixNano()-s.lastSend); wait > 0 {
 				if linger == nil {
@@ -208,6 +206,7 @@ func (s *Stream) serve(ctx context.Context, sink Sink) error {
 		case <-closing:
 			closing, s.flushing, s.flushTo = nil, true, h.log.Bounds().Newest
 		case <-ping.C:
+			s.wd.stop() // an idle stream keeps no write timer; a busy one makes another
 			if err := s.ping(ctx, sink); err != nil {
 				return err
 			}
@@ -328,9 +327,20 @@ func (s *Stream) sendReady(ctx context.Context, sink Sink) (done bool, _ error) 
 		}
 
 		if len(s.meta) > 0 || len(recs) > 0 {
-			wctx := s.wd.start(ctx, h.cfg.WriteTimeout)
-			msgs, err := sink.Send(wctx, s.meta, recs)
-			timedOut := s.wd.done()
+			// Events go under the reusable deadline; meta lines alone (the
+			// hello) get a context of their own, so that an idle stream
+			// keeps no timer (serve drops it at each ping too).
+			var msgs int
+			var err error
+			var timedOut bool
+			if len(recs) > 0 {
+				msgs, err = sink.Send(s.wd.start(ctx, h.cfg.WriteTimeout), s.meta, recs)
+				timedOut = s.wd.done()
+			} else {
+				wctx, wcancel := context.WithTimeout(ctx, h.cfg.WriteTimeout)
+				msgs, err = sink.Send(wctx, s.meta, recs)
+				wcancel()
+			}
 			s.sent(len(recs), time.Now().UnixNano())
 			putBatch()
 			if err != nil {
@@ -478,7 +488,8 @@ func (w *writeDeadline) done() (timedOut bool) {
 	return true
 }
 
-// stop releases the timer and the context; start may not be called after.
+// stop releases the timer and the context, if any; the next start makes
+// new ones.
 func (w *writeDeadline) stop() {
 	if w.timer != nil {
 		w.timer.Stop()
