@@ -61,6 +61,13 @@ type Stream struct {
 	flushTo  uint64
 	woken    bool  // the last wait ended on the log's wake-up
 	lastSend int64 // when the last Send ended (unix nanos): see serve's linger
+	// busy: the stream sent more than busyEvents events per Linger over
+	// its last rate window, which began at rateStart (unix nanos) and has
+	// counted rateEvents so far. Only a busy stream lingers.
+	busy       bool
+	rateStart  int64
+	rateEvents int
+	wd         writeDeadline // bounds each Send
 }
 
 // Release unregisters a Stream that will not be served (e.g. the WebSocket
@@ -164,19 +171,23 @@ func (s *Stream) serve(ctx context.Context, sink Sink) error {
 		expire = t.C
 	}
 	var linger *time.Timer // made when first needed
+	defer func() {
+		if linger != nil {
+			linger.Stop()
+		}
+		s.wd.stop()
+	}()
 	for {
 		if done, err := s.sendReady(ctx, sink); done {
 			return err
 		}
-		select {
-		case <-h.log.Wait(s.cursor):
-			s.woken = true
-			// Adaptive batching: a stream that was quiet for Linger sends
-			// at once (light traffic gets each event without delay); one
-			// that sent less than Linger ago waits out the rest of it, so
-			// that what arrives meanwhile goes in one message (heavy
-			// traffic keeps few, large messages and few wake-ups).
-			if wait := h.cfg.Linger - time.Duration(time.Now().UnixNano()-s.lastSend); h.cfg.Linger > 0 && wait > 0 {
+		// Adaptive batching: a stream writes as soon as it has something;
+		// what arrives meanwhile goes in its next message. Only a busy one
+		// (see sent) that sent less than Linger ago waits out the rest of
+		// Linger, before it looks at the log: heavy traffic goes in few,
+		// large messages, one wake-up each; light traffic is never held.
+		if s.busy && closing != nil {
+			if wait := h.cfg.Linger - time.Duration(time.Now().UnixNano()-s.lastSend); wait > 0 {
 				if linger == nil {
 					linger = time.NewTimer(wait)
 				} else {
@@ -184,13 +195,18 @@ func (s *Stream) serve(ctx context.Context, sink Sink) error {
 				}
 				select {
 				case <-linger.C:
-				case <-closing: // flush at once; the next wait sees closing again
-				case <-ctx.Done():
+				case <-closing: // flush at once: the wait below sees closing too
+				case <-ctx.Done(): // likewise
 				}
 			}
+		}
+		select {
+		case <-h.log.Wait(s.cursor):
+			s.woken = true
 		case <-closing:
 			closing, s.flushing, s.flushTo = nil, true, h.log.Bounds().Newest
 		case <-ping.C:
+			s.wd.stop() // an idle stream keeps no write timer; a busy one makes another
 			if err := s.ping(ctx, sink); err != nil {
 				return err
 			}
@@ -200,6 +216,28 @@ func (s *Stream) serve(ctx context.Context, sink Sink) error {
 		case <-ctx.Done():
 			return s.end(sink, CloseAbort, h.goneReason(), ctx.Err(), "")
 		}
+	}
+}
+
+// busyEvents is how many events a stream may send per Linger and still
+// count as light traffic (3,200 events/s at the default 5 ms): below it,
+// every message goes out at once; above it, the stream lingers (serve).
+const busyEvents = 16
+
+// sent records a Send of n events that ended at now (unix nanos) for the
+// linger: when the stream last sent, and whether it is busy, judged once
+// per rate window of at least Linger.
+func (s *Stream) sent(n int, now int64) {
+	s.lastSend = now
+	s.rateEvents += n
+	linger := int64(s.h.cfg.Linger)
+	if linger <= 0 {
+		return // never lingers
+	}
+	if el := now - s.rateStart; el >= linger {
+		el = min(el, int64(time.Hour)) // no overflow below (the first window starts at 0)
+		s.busy = int64(s.rateEvents)*linger > busyEvents*el
+		s.rateStart, s.rateEvents = now, 0
 	}
 }
 
@@ -289,10 +327,21 @@ func (s *Stream) sendReady(ctx context.Context, sink Sink) (done bool, _ error) 
 		}
 
 		if len(s.meta) > 0 || len(recs) > 0 {
-			wctx, wcancel := context.WithTimeout(ctx, h.cfg.WriteTimeout)
-			msgs, err := sink.Send(wctx, s.meta, recs)
-			s.lastSend = time.Now().UnixNano()
-			wcancel()
+			// Events go under the reusable deadline; meta lines alone (the
+			// hello) get a context of their own, so that an idle stream
+			// keeps no timer (serve drops it at each ping too).
+			var msgs int
+			var err error
+			var timedOut bool
+			if len(recs) > 0 {
+				msgs, err = sink.Send(s.wd.start(ctx, h.cfg.WriteTimeout), s.meta, recs)
+				timedOut = s.wd.done()
+			} else {
+				wctx, wcancel := context.WithTimeout(ctx, h.cfg.WriteTimeout)
+				msgs, err = sink.Send(wctx, s.meta, recs)
+				wcancel()
+			}
+			s.sent(len(recs), time.Now().UnixNano())
 			putBatch()
 			if err != nil {
 				if ctx.Err() != nil {
@@ -305,7 +354,7 @@ func (s *Stream) sendReady(ctx context.Context, sink Sink) (done bool, _ error) 
 				if s.flushing {
 					newest = min(newest, s.flushTo) // what came after is not behind
 				}
-				if errors.Is(err, context.DeadlineExceeded) {
+				if timedOut || errors.Is(err, context.DeadlineExceeded) {
 					base := max(s.cursor, s.start)
 					lag := satSub(newest, base)
 					if lb := h.lagBytes(base, newest); lag > uint64(h.cfg.Queue) || lb > h.cfg.QueueBytes {
@@ -382,4 +431,69 @@ func (s *Stream) end(sink Sink, why CloseReason, reason string, err error, detai
 	s.h.cfg.Logger.Debug("stream closed", "transport", s.sub.Transport, "remote", s.sub.Remote,
 		"reason", reason, "cursor", s.cursor, "err", err)
 	return err
+}
+
+// writeDeadline bounds a stream's Sends by WriteTimeout with one timer and
+// one context for the stream's life, where a context.WithTimeout per
+// message made a timer, a context and its registration with the parent
+// each time. Used only by the stream's goroutine; the zero value is ready.
+type writeDeadline struct {
+	ctx    writeCtx
+	cancel context.CancelCauseFunc
+	timer  *time.Timer // nil until the first Send, and after one timed out
+}
+
+// writeCtx is what a Send gets: the stream's context, ended by the timer
+// too, with this Send's deadline. Err reports a passed deadline as
+// context.DeadlineExceeded, as a context.WithTimeout's does.
+type writeCtx struct {
+	context.Context
+	deadline time.Time
+}
+
+// Deadline implements context.Context.
+func (c *writeCtx) Deadline() (time.Time, bool) { return c.deadline, true }
+
+// Err implements context.Context.
+func (c *writeCtx) Err() error {
+	err := c.Context.Err()
+	if err != nil && context.Cause(c.Context) == context.DeadlineExceeded {
+		return context.DeadlineExceeded
+	}
+	return err
+}
+
+// start arms the deadline d from now and returns the context of one Send
+// under parent (the same parent every time).
+func (w *writeDeadline) start(parent context.Context, d time.Duration) context.Context {
+	if w.timer == nil {
+		ctx, cancel := context.WithCancelCause(parent)
+		w.ctx.Context, w.cancel = ctx, cancel
+		w.timer = time.AfterFunc(d, func() { cancel(context.DeadlineExceeded) })
+	} else {
+		w.timer.Reset(d)
+	}
+	w.ctx.deadline = time.Now().Add(d)
+	return &w.ctx
+}
+
+// done disarms the deadline after a Send and reports whether it passed;
+// then that context is spent and the next start makes another.
+func (w *writeDeadline) done() (timedOut bool) {
+	if w.timer.Stop() {
+		return false
+	}
+	w.cancel(context.DeadlineExceeded) // the timer's own call may not have run yet
+	w.timer = nil
+	return true
+}
+
+// stop releases the timer and the context, if any; the next start makes
+// new ones.
+func (w *writeDeadline) stop() {
+	if w.timer != nil {
+		w.timer.Stop()
+		w.cancel(context.Canceled)
+		w.timer = nil
+	}
 }
