@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/eventgate/eventgate/gateway"
@@ -338,4 +340,70 @@ func TestHubSubscriptionExpires(t *testing.T) {
 	if err := <-done; !errors.Is(err, gateway.ErrExpired) {
 		t.Fatalf("Serve = %v, want ErrExpired", err)
 	}
+}
+
+// spuriousLog wakes its readers only on tick, as a shared log does: one
+// wake-up for all, whatever their cursors, so a tick with nothing
+// appended wakes them for nothing.
+type spuriousLog struct {
+	*store.Ring
+	mu   sync.Mutex
+	wake chan struct{}
+}
+
+func (s *spuriousLog) Wait(after uint64) <-chan struct{} {
+	select {
+	case <-s.Ring.Wait(after):
+		return store.Ready
+	default:
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.wake
+}
+
+func (s *spuriousLog) tick() {
+	s.mu.Lock()
+	close(s.wake)
+	s.wake = make(chan struct{})
+	s.mu.Unlock()
+}
+
+// TestHubSpuriousWakeUpIsNotTheEnd: a stream woken with nothing new past
+// its cursor, while the log is open, waits again and goes on; only a
+// closed log ends it (1001).
+func TestHubSpuriousWakeUpIsNotTheEnd(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		log := &spuriousLog{Ring: store.NewRing(100), wake: make(chan struct{})}
+		h := gateway.NewHub(log, gateway.HubConfig{Linger: -1})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go func() { _ = h.Run(ctx) }()
+		sink := newFakeSink()
+		done := serve(t, h, gateway.Subscription{}, sink)
+		<-sink.sent // hello
+		for seq := uint64(1); seq <= 2; seq++ {
+			publish(t, log.Ring, 1)
+			log.tick()
+			if got := <-sink.sent; len(got) != 1 || got[0] != seq {
+				t.Fatalf("sent %v, want [%d]", got, seq)
+			}
+			synctest.Wait() // the stream waits again
+			log.tick()      // for nothing
+			synctest.Wait()
+			select {
+			case why := <-sink.closed:
+				t.Fatalf("a wake-up for nothing ended the stream: %s", why)
+			default:
+			}
+		}
+		if err := log.Close(); err != nil {
+			t.Fatal(err)
+		}
+		log.tick()
+		if why := <-sink.closed; !strings.HasPrefix(why, "shutdown") {
+			t.Fatalf("closed log: stream closed with %q, want shutdown", why)
+		}
+		<-done
+	})
 }
