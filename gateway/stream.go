@@ -293,7 +293,7 @@ func (s *Stream) sendReady(ctx context.Context, sink Sink) (done bool, _ error) 
 			// cursor (a reader can be ahead of what its wake-ups report).
 			s.woken = false
 			putBatch()
-			if ready(h.log.Wait(s.cursor)) && h.log.Bounds().Newest <= s.cursor {
+			if h.log.Wait(s.cursor) == store.Ready && h.log.Bounds().Newest <= s.cursor {
 				return true, s.end(sink, CloseShutdown, "shutdown", nil, "gateway shutting down")
 			}
 			return false, nil

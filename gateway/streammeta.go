@@ -140,13 +140,3 @@ func (m *hubMetrics) transport(t string) transportMetrics {
 		closes:   func(reason string) prometheus.Counter { return m.closes.WithLabelValues(t, reason) },
 	}
 }
-
-// ready reports whether ch is closed (a log's Wait channel that is ready).
-func ready(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
-}

@@ -67,7 +67,8 @@ type Log interface {
 	Bounds() Bounds
 	// Wait returns a channel that is closed once Newest > after or the log
 	// is closed (a shared log may close it a moment later, once the events
-	// can be read from its memory: natsjs). It never delays an appender.
+	// can be read from its memory: natsjs); it returns Ready itself when
+	// one of those holds at the call. It never delays an appender.
 	Wait(after uint64) <-chan struct{}
 	// Close releases the log; pending Wait channels are closed.
 	Close() error

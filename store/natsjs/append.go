@@ -162,12 +162,12 @@ const tailWait = 500 * time.Millisecond
 // or when ctx ends or the Log closes, advances newest itself: a slow
 // watcher never holds an Append up for long.
 func (l *Log) awaitTail(ctx context.Context, seq uint64) {
-	if seq == 0 || l.tail.newest() >= seq {
+	if seq == 0 || l.newest.Load() >= seq {
 		return
 	}
 	t := time.NewTimer(tailWait)
 	defer t.Stop()
-	for l.tail.newest() < seq && !l.stopped.Load() {
+	for l.newest.Load() < seq && !l.stopped.Load() {
 		select {
 		case <-l.Wait(seq - 1):
 			continue

@@ -324,6 +324,8 @@ func (l *Log) watch(ctx context.Context) {
 		}
 		if err == nil {
 			if md, merr := msg.Metadata(); merr == nil {
+				// The tail first: a reader that sees newest move finds
+				// the event in memory.
 				seq := md.Sequence.Stream
 				if rec, rerr := l.recordOf(seq, msg.Subject(), md.Timestamp, msg.Data()); rerr == nil {
 					l.tail.add(rec)
@@ -418,17 +420,17 @@ func (l *Log) Bounds() store.Bounds {
 	return store.Bounds{Oldest: o, Newest: n, Epoch: l.epoch}
 }
 
-// Wait implements store.Log. It waits for the watcher: the channel is
-// closed once the tail holds an event past after (an Append's own events
-// included, a moment after it returned), so that a reader woken reads
-// them from memory.
+// Wait implements store.Log. The readers are woken by the watcher, once
+// it has put an event in the tail and moved newest past it (an Append
+// answers only then, but after awaitTail gives up), so that a reader
+// woken reads it from memory.
 func (l *Log) Wait(after uint64) <-chan struct{} {
-	if l.tail.newest() > after {
+	if l.newest.Load() > after {
 		return store.Ready
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed || l.tail.newest() > after {
+	if l.closed || l.newest.Load() > after {
 		return store.Ready
 	}
 	if l.wake == nil {
