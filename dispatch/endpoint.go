@@ -101,8 +101,11 @@ type delivery struct {
 	busy     bool        // queued in due or in flight
 	final    bool        // has reached a final outcome once (and was counted)
 	away     bool        // queued: in the queue or on another gateway, not in this one's system
-	typ      string      // the event's type (no loops: see finalLocked)
-	slot     int         // its slot in the endpoint's deliveryLog
+	// queuedRetry: its retry waits in the queue (handed back with a
+	// delay); a manual attempt that delivers it settles that retry.
+	queuedRetry bool
+	typ         string // the event's type (no loops: see finalLocked)
+	slot        int    // its slot in the endpoint's deliveryLog
 	// msg settles the queued message while this gateway holds it (queue
 	// endpoints only); nil otherwise.
 	msg store.Settler

@@ -96,7 +96,7 @@ func (s *queueSource) prefetchLocked() int {
 // deleted, awaiting its handshake) hands them back for a second.
 func (s *queueSource) take(can bool, free int, draining bool, _ *[]store.Record, wake, now time.Time) (<-chan struct{}, time.Time) {
 	e := s.e
-	if draining {
+	if draining || (!can && free > 0) { // stopping, or it cannot attempt (disabled, awaiting its handshake)
 		for _, p := range s.pulls {
 			p.end() // its channel closes soon; what still comes is handed back
 		}
@@ -243,7 +243,7 @@ func (s *queueSource) takeLocked(m store.Queued, now time.Time) (bool, func() er
 	if m.Delivered > 1 {
 		dl.Status = store.DeliveryRetrying
 	}
-	dl.final, dl.away = false, false
+	dl.final, dl.away, dl.queuedRetry = false, false, false
 	e.win.arrive(now, dl.storedAt, 1)
 	e.inSystem++
 	e.launchLocked(dl, false)
@@ -258,9 +258,10 @@ func (s *queueSource) takeLocked(m store.Queued, now time.Time) (bool, func() er
 // in the queue for it is void: the queue forgets it, wherever it waits.
 func (s *queueSource) settleLocked(dl *delivery, v verdict, delay time.Duration, owned bool) func() error {
 	if !owned {
-		if v != verdictAck || dl.ID != queuedID(dl.EventSeq) {
-			return nil
+		if v != verdictAck || !dl.queuedRetry || dl.ID != queuedID(dl.EventSeq) {
+			return nil // nothing of it waits in the queue, or another gateway holds it
 		}
+		dl.queuedRetry = false
 		seq := dl.EventSeq
 		return func() error { return s.q.Forget(seq) }
 	}
@@ -276,6 +277,7 @@ func (s *queueSource) settleLocked(dl *delivery, v verdict, delay time.Duration,
 		return msg.Term
 	case verdictRetry:
 		s.leaveLocked(dl)
+		dl.queuedRetry = true
 		return func() error { return msg.NakWithDelay(delay) }
 	case verdictRelease:
 		s.leaveLocked(dl)

@@ -116,12 +116,13 @@ func (s *queueSource) adopt(ctx context.Context, id string) error {
 	}
 	e.mu.Lock()
 	if e.log.find(id) == nil {
-		// Away: it is not in this gateway's system. A final one was
-		// counted where it ended (a manual attempt here moves no count);
-		// one waiting for a retry is counted where it ends, here when a
-		// manual attempt delivers it.
-		final := sd.Status == store.DeliverySucceeded || sd.Status == store.DeliveryFailed
-		e.addLocked(&delivery{Delivery: sd, final: final, away: true})
+		// Away: it is not in this gateway's system. One whose retry waits
+		// in the queue is counted where it ends: here, when a manual
+		// attempt delivers it (and settles that retry). Any other was
+		// counted where it ended, or is held by another gateway, which
+		// will count it: a manual attempt here moves no count.
+		retry := sd.Status == store.DeliveryRetrying
+		e.addLocked(&delivery{Delivery: sd, final: !retry, away: true, queuedRetry: retry})
 	}
 	e.mu.Unlock()
 	return nil

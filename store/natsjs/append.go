@@ -144,9 +144,7 @@ func (l *Log) Append(ctx context.Context, batch []store.Event, out []store.Appen
 		if f := first[p.id]; f != i {
 			p.seq, p.dup = ps[f].seq, true
 		}
-		if !p.dup {
-			top = max(top, p.seq)
-		}
+		top = max(top, p.seq) // a duplicate's too: read-your-writes for its original
 		out = append(out, store.Appended{Seq: p.seq, ID: batch[i].ID, Duplicate: p.dup})
 	}
 	l.awaitTail(ctx, top)
@@ -176,7 +174,10 @@ func (l *Log) awaitTail(ctx context.Context, seq uint64) {
 		}
 		break
 	}
-	l.advance(seq)
+	if l.newest.Load() < seq { // the watcher is behind: newest moves without it
+		l.advance(seq)
+		l.wakeWaiters()
+	}
 }
 
 // store has the writers store ps[uniq] and retries as Append describes.

@@ -14,10 +14,10 @@ import (
 // gateway takes each event once, from its watcher, and fans it out
 // locally (docs/ARCHITECTURE.md, DESIGN.md: every reader is a cursor).
 //
-// Readers wait on the tail's newest (Wait), not on the log's: appends
-// advance the log's newest at once (read-your-writes for Read and Bounds),
-// before the watcher brings their events here, and a stream woken then
-// would miss the tail and fall back to a direct get.
+// The watcher moves newest only once an event is in the tail, and wakes
+// the readers then; an Append answers once newest has passed its events
+// (awaitTail), so a reader woken, or reading after an Append answered,
+// finds them here.
 
 // Defaults of the tail's bounds (Config.TailEvents, TailBytes).
 const (
