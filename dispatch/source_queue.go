@@ -53,6 +53,7 @@ type queueSource struct {
 	// order; lag is the queue's NumPending as last seen.
 	pulls   []*pull
 	asked   int
+	floor   uint64 // re-enabled at newest: deliveries at or below it are skipped
 	ready   []store.Queued
 	lag     uint64
 	records []store.Delivery // states for the shared delivery log, written by flush
@@ -215,14 +216,15 @@ func (s *queueSource) received(m store.Queued, ok bool) {
 // takeLocked starts the attempt of a delivery the queue handed out and
 // reports true, or returns how to settle it at once: acked when it does
 // not concern this webhook (an overlapping filter, types changed, its own
-// operational event) or was delivered meanwhile by a manual retry; handed
+// operational event, at or below where a re-enable resumed) or was
+// delivered meanwhile by a manual retry; handed
 // back when the endpoint cannot attempt it now.
 func (s *queueSource) takeLocked(m store.Queued, now time.Time) (bool, func() error) {
 	e := s.e
 	id := queuedID(m.Seq)
 	dl := e.log.find(id)
 	switch {
-	case !e.filter.Match(m.Type) || e.isSelf(m.Record):
+	case !e.filter.Match(m.Type) || e.isSelf(m.Record) || m.Seq <= s.floor:
 		return false, m.Msg.Ack
 	case e.d.draining():
 		return false, func() error { return m.Msg.NakWithDelay(0) }
@@ -291,11 +293,16 @@ func (s *queueSource) retryPendingLocked(dl *delivery) bool {
 	return dl.Status == store.DeliveryRetrying
 }
 
-func (s *queueSource) handsBack() bool                { return true }
-func (s *queueSource) drainedLocked(uint64) bool      { return len(s.pulls) == 0 } // what an ended pull still brings is handed back first
-func (s *queueSource) moveToLocked(seq uint64) uint64 { return seq }
-func (s *queueSource) notTaken(uint64) int            { return 0 } // the queue keeps them
-func (s *queueSource) shared() bool                   { return true }
+func (s *queueSource) handsBack() bool           { return true }
+func (s *queueSource) drainedLocked(uint64) bool { return len(s.pulls) == 0 } // what an ended pull still brings is handed back first
+func (s *queueSource) moveToLocked(seq uint64) uint64 {
+	// Resuming at newest: what the queue still hands out at or below seq
+	// (a pull on the queue before its Reset) is skipped.
+	s.floor = max(s.floor, seq)
+	return seq
+}
+func (s *queueSource) notTaken(uint64) int { return 0 } // the queue keeps them
+func (s *queueSource) shared() bool        { return true }
 
 // apply changes the queue's types, and on a re-enable restarts it after
 // the newest seq (resume newest) or reads where it stands.
