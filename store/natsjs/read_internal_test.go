@@ -19,23 +19,9 @@ import (
 // of newest: a wake-up for an event below its cursor would otherwise look
 // like nothing new, which a stream takes for the log closing.
 func TestReadNeverPassesNewest(t *testing.T) {
-	srv, err := natsembed.Start(natsembed.Config{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	l, err := Open(ctx, Config{Conn: nc, Stream: "READ_NEWEST", Prefix: "rn", Memory: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = l.Close() }()
+	l := openInternal(t, ctx, Config{Stream: "READ_NEWEST", Prefix: "rn", Memory: true})
 	evs := make([]store.Event, 6)
 	for i := range evs {
 		evs[i] = store.Event{ID: "evt_" + strconv.Itoa(i), Type: "a.b", Source: "test", Time: time.Now(), Data: json.RawMessage(`{}`)}
@@ -61,6 +47,29 @@ func TestReadNeverPassesNewest(t *testing.T) {
 	}
 }
 
+// openInternal opens a Log with cfg on a new embedded server of its own,
+// all of it closed at cleanup.
+func openInternal(t *testing.T, ctx context.Context, cfg Config) *Log {
+	t.Helper()
+	srv, err := natsembed.Start(natsembed.Config{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := srv.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	cfg.Conn = nc
+	l, err := Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close() })
+	return l
+}
+
 func mustFilter(t *testing.T, patterns ...string) store.Filter {
 	t.Helper()
 	f, err := store.ParseFilter(patterns)
@@ -75,23 +84,9 @@ func mustFilter(t *testing.T, patterns ...string) store.Filter {
 // there, filtered or not, without asking JetStream (here, direct gets go
 // nowhere); a read from further back than the tail still asks it.
 func TestFollowingReadsComeFromTheTail(t *testing.T) {
-	srv, err := natsembed.Start(natsembed.Config{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	nc, err := srv.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	l, err := Open(ctx, Config{Conn: nc, Stream: "TAIL_READS", Prefix: "tr", Memory: true, TailEvents: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = l.Close() }()
+	l := openInternal(t, ctx, Config{Stream: "TAIL_READS", Prefix: "tr", Memory: true, TailEvents: 4})
 	for i := range 6 {
 		typ := "a.b"
 		if i%2 == 1 {
