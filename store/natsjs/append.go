@@ -171,6 +171,7 @@ func (l *Log) awaitTail(ctx context.Context, seq uint64) {
 			continue
 		case <-t.C:
 		case <-ctx.Done():
+		case <-l.done: // the watcher has stopped: it brings nothing more
 		}
 		break
 	}

@@ -320,6 +320,9 @@ func (l *Log) watch(ctx context.Context) {
 		// heartbeats within one Next call only.
 		msg, err := l.iter.Next(jetstream.NextMaxWait(watchWait))
 		if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			if ctx.Err() == nil {
+				l.log.Error("natsjs: the watcher stopped: events appended through other gateways are no longer seen; restart the gateway")
+			}
 			return
 		}
 		if err == nil {
@@ -439,14 +442,20 @@ func (l *Log) Wait(after uint64) <-chan struct{} {
 	return l.wake
 }
 
-// Ready reports whether the log can serve: nil while it is open and
-// connected to NATS (for /readyz).
+// Ready reports whether the log can serve: nil while it is open,
+// connected to NATS and following the stream (its watcher running), for
+// /readyz.
 func (l *Log) Ready() error {
 	if l.stopped.Load() {
 		return store.ErrClosed
 	}
 	if st := l.nc.Status(); st != nats.CONNECTED {
 		return fmt.Errorf("natsjs: connection %s", st)
+	}
+	select {
+	case <-l.done:
+		return errors.New("natsjs: the watcher has stopped")
+	default:
 	}
 	return nil
 }

@@ -118,3 +118,29 @@ func TestFollowingReadsComeFromTheTail(t *testing.T) {
 		t.Fatal("a read from before the tail was served without JetStream")
 	}
 }
+
+// TestWatcherStoppedIsNotReady: a watcher that stops while the Log is
+// open (its iterator closed under it) makes the Log report itself not
+// ready, and Appends no longer wait for it: they answer, and newest
+// moves, without it.
+func TestWatcherStoppedIsNotReady(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l := openInternal(t, ctx, Config{Stream: "WATCHER_STOPS", Prefix: "ws", Memory: true})
+	if err := l.Ready(); err != nil {
+		t.Fatalf("an open Log: Ready = %v", err)
+	}
+	l.iter.Stop()
+	<-l.done
+	if err := l.Ready(); err == nil {
+		t.Fatal("the watcher stopped, and Ready = nil")
+	}
+	ev := store.Event{ID: "evt_after", Type: "a.b", Source: "test", Time: time.Now(), Data: json.RawMessage(`{}`)}
+	out, err := l.Append(ctx, []store.Event{ev}, nil)
+	if err != nil || len(out) != 1 {
+		t.Fatalf("Append without the watcher: %v, %v", out, err)
+	}
+	if n := l.Bounds().Newest; n < out[0].Seq {
+		t.Fatalf("newest %d after an Append stored %d", n, out[0].Seq)
+	}
+}
