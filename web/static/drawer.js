@@ -29,7 +29,11 @@ function wire() {
   dialog().addEventListener('click', (ev) => {
     if (ev.target === dialog()) dialog().close();
   });
+  // The close event comes in a task of its own: when the drawer was
+  // opened again before it ran (close, then at once another row), it is
+  // stale and must not drop the new delivery's load.
   dialog().addEventListener('close', () => {
+    if (dialog().open) return;
     current = null;
     loadGen++;
   });
