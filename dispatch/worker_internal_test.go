@@ -41,32 +41,7 @@ func (e *endpoint) workerCount() (workers, inFlight int) {
 func TestWorkersExitWhenIdleAndOnDelete(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rt := &hangable{}
-		ring := store.NewRing(1000)
-		pub := gateway.NewPublisher(ring)
-		d := New(pub, Config{Transport: rt, AllowPrivateTargets: true, Concurrency: 4})
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- d.Run(ctx) }()
-		defer func() { cancel(); <-done; _ = ring.Close() }()
-		hook, err := d.Create(ctx, store.Webhook{URL: "http://receiver.test/hook", Enabled: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ep, err := d.local(hook.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		publish := func(n int) {
-			t.Helper()
-			evs := make([]store.Event, n)
-			for i := range evs {
-				evs[i] = store.Event{Type: "order.created", Data: json.RawMessage(`{}`)}
-			}
-			if _, err := pub.Publish(context.Background(), evs, nil); err != nil {
-				t.Fatal(err)
-			}
-			synctest.Wait()
-		}
+		ep, publish := oneWebhook(t, Config{Transport: rt, Concurrency: 4})
 
 		publish(50)
 		if w, f := ep.workerCount(); w < 1 || w > 4 || f != 0 {
@@ -87,7 +62,7 @@ func TestWorkersExitWhenIdleAndOnDelete(t *testing.T) {
 		if w, f := ep.workerCount(); w != 4 || f != 4 {
 			t.Fatalf("hanging receiver: %d workers, %d in flight; want 4 and 4", w, f)
 		}
-		if err := d.Delete(ctx, hook.ID); err != nil {
+		if err := ep.d.Delete(context.Background(), ep.id); err != nil {
 			t.Fatal(err)
 		}
 		synctest.Wait()
@@ -137,33 +112,8 @@ func (g *gated) RoundTrip(r *http.Request) (*http.Response, error) {
 func TestResultsBookedByWorkersAndByTheEndpoint(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rt := &gated{}
-		ring := store.NewRing(1000)
-		pub := gateway.NewPublisher(ring)
-		d := New(pub, Config{Transport: rt, AllowPrivateTargets: true, Concurrency: 2,
+		ep, publish := oneWebhook(t, Config{Transport: rt, Concurrency: 2,
 			Schedule: []time.Duration{time.Second}, Rand: func() float64 { return 0.5 }})
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- d.Run(ctx) }()
-		defer func() { cancel(); <-done; _ = ring.Close() }()
-		hook, err := d.Create(ctx, store.Webhook{URL: "http://receiver.test/hook", Enabled: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ep, err := d.local(hook.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		publish := func(n int) {
-			t.Helper()
-			evs := make([]store.Event, n)
-			for i := range evs {
-				evs[i] = store.Event{Type: "order.created", Data: json.RawMessage(`{}`)}
-			}
-			if _, err := pub.Publish(context.Background(), evs, nil); err != nil {
-				t.Fatal(err)
-			}
-			synctest.Wait()
-		}
 		check := func(when string, succeeded uint64, inFlight int, slotWait bool) {
 			t.Helper()
 			s := ep.stats()
@@ -203,4 +153,40 @@ func TestResultsBookedByWorkersAndByTheEndpoint(t *testing.T) {
 			t.Fatalf("after the retry: %+v", s)
 		}
 	})
+}
+
+// oneWebhook runs, in t's synctest bubble until t ends, a dispatcher with
+// cfg (private targets allowed) over a ring, with one webhook taking every
+// event; it returns the webhook's endpoint and a publish of n events that
+// returns once the bubble is idle again.
+func oneWebhook(t *testing.T, cfg Config) (*endpoint, func(n int)) {
+	t.Helper()
+	ring := store.NewRing(1000)
+	pub := gateway.NewPublisher(ring)
+	cfg.AllowPrivateTargets = true
+	d := New(pub, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done; _ = ring.Close() })
+	hook, err := d.Create(ctx, store.Webhook{URL: "http://receiver.test/hook", Enabled: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, err := d.local(hook.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish := func(n int) {
+		t.Helper()
+		evs := make([]store.Event, n)
+		for i := range evs {
+			evs[i] = store.Event{Type: "order.created", Data: json.RawMessage(`{}`)}
+		}
+		if _, err := pub.Publish(context.Background(), evs, nil); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+	}
+	return ep, publish
 }
