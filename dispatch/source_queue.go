@@ -51,12 +51,13 @@ type queueSource struct {
 	// counts the deliveries they may still bring; ready holds the
 	// deliveries that came while every slot was taken (the prefetch), in
 	// order; lag is the queue's NumPending as last seen.
-	pulls   []*pull
-	asked   int
-	floor   uint64 // re-enabled at newest: deliveries at or below it are skipped
-	ready   []store.Queued
-	lag     uint64
-	records []store.Delivery // states for the shared delivery log, written by flush
+	pulls      []*pull
+	asked      int
+	floor      uint64 // re-enabled at newest: deliveries at or below it are skipped
+	ready      []store.Queued
+	lag        uint64
+	records    []store.Delivery // states for the shared delivery log, written by flush
+	recordsDue time.Time        // when records must go out: recordLinger after the first
 	// counts are final outcomes not yet added to the shared totals
 	// (flush adds them); read is the totals as last read, at readAt;
 	// shown is the most totals answered (they never go back, though a

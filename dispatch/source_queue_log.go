@@ -18,6 +18,15 @@ import (
 // added together, not one publish per delivery.
 const countEvery = 250 * time.Millisecond
 
+// recordLinger is how long a noted state may wait for others to share
+// the store's work with (Record packs the states it gets together into
+// few messages); recordsPerFlush states go out at once. Under load many
+// states share a message; a lone state waits recordLinger.
+const (
+	recordLinger    = 5 * time.Millisecond
+	recordsPerFlush = 16
+)
+
 // totalsTTL is how long the shared totals, as last read, stand for the
 // current ones: stats are read by every API call and scrape.
 const totalsTTL = time.Second
@@ -72,15 +81,22 @@ func (s *queueSource) recordLocked(dl *delivery) {
 	if n := len(dl.History); n > 0 {
 		d.History = []store.AttemptRecord{dl.History[n-1]}
 	}
+	if len(s.records) == 0 {
+		s.recordsDue = time.Now().Add(recordLinger)
+	}
 	s.records = append(s.records, d)
 }
 
 // flush appends the noted states to the shared delivery log, and the
-// noted outcomes to the shared totals once they are due.
+// noted outcomes to the shared totals, once they are due (final: now). It
+// returns when what it kept falls due (zero: nothing kept).
 func (s *queueSource) flush(final bool) time.Time {
 	s.e.mu.Lock()
-	recs := s.records
-	s.records = nil
+	var recs []store.Delivery
+	if final || len(s.records) >= recordsPerFlush || !time.Now().Before(s.recordsDue) {
+		recs = s.records
+		s.records = nil
+	}
 	var counts [2]uint64
 	if s.counts != counts && (final || !time.Now().Before(s.countsDue)) {
 		counts, s.counts = s.counts, [2]uint64{}
@@ -90,9 +106,12 @@ func (s *queueSource) flush(final bool) time.Time {
 	if s.counts != [2]uint64{} {
 		due = s.countsDue
 	}
+	if len(s.records) > 0 {
+		due = earliest(due, s.recordsDue)
+	}
 	s.e.mu.Unlock()
-	for _, d := range recs {
-		s.q.Record(d)
+	if len(recs) > 0 {
+		s.q.Record(recs...)
 	}
 	if counts != [2]uint64{} {
 		s.q.Count(counts[0], counts[1])

@@ -53,10 +53,11 @@ type DeliveryQueue interface {
 	// Position returns the seq of the newest event the queue has handed
 	// out: delivery continues after it.
 	Position(ctx context.Context) (uint64, error)
-	// Record appends d, one delivery's latest state, to the shared
-	// delivery log without waiting (best effort: a record can be lost
-	// with the connection).
-	Record(d Delivery)
+	// Record appends ds, each one delivery's latest state, in order, to
+	// the shared delivery log without waiting (best effort: a record can
+	// be lost with the connection). States recorded together may share
+	// the store's work: pass what is noted at once, not one at a time.
+	Record(ds ...Delivery)
 	// Deliveries returns up to limit deliveries from the shared log,
 	// newest first, only those in status unless it is "".
 	Deliveries(ctx context.Context, status DeliveryStatus, limit int) ([]Delivery, error)

@@ -65,8 +65,10 @@ type Config struct {
 	// Bucket is the webhooks' key-value bucket (OpenWebhooks); default
 	// Stream + "_WEBHOOKS".
 	Bucket string
-	// DeliveryLogSize is how many delivery records the shared delivery
-	// log keeps per webhook (OpenQueue); default 1000.
+	// DeliveryLogSize is how many messages of delivery states the shared
+	// delivery log keeps per webhook (each holds one state or several
+	// noted together), and how many deliveries listing answers for
+	// (OpenQueue); default 1000.
 	DeliveryLogSize int
 	Prefix          string // subject prefix; default DefaultPrefix
 	Replicas        int    // stream replicas; default 1

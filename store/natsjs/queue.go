@@ -25,9 +25,11 @@ import (
 //   - the delivery log is a second stream, <Stream>_DELIVERIES, one
 //     subject per webhook (<Prefix>.deliveries.<id>), each message one
 //     delivery's state after an attempt; MaxMsgsPerSubject bounds it per
-//     webhook (Config.DeliveryLogSize), oldest dropped first. Listing
-//     reads the webhook's subject with one batch direct get and keeps
-//     each delivery's latest state.
+//     webhook (Config.DeliveryLogSize), oldest dropped first; a message
+//     holds one state or, as a JSON array, the states of several
+//     deliveries noted together (see Record). Listing reads the webhook's
+//     subject with one batch direct get and keeps each delivery's latest
+//     state, for the newest DeliveryLogSize deliveries.
 
 // OpenQueue implements store.DeliveryQueues.
 func (l *Log) OpenQueue(ctx context.Context, w store.Webhook, cfg store.QueueConfig) (store.DeliveryQueue, error) {
@@ -277,13 +279,49 @@ func (q *queue) Position(ctx context.Context) (uint64, error) {
 	return info.Delivered.Stream, nil
 }
 
-// Record implements store.DeliveryQueue with a plain publish into the
-// delivery log's stream (no acknowledgement awaited).
-func (q *queue) Record(d store.Delivery) {
-	b, _ := json.Marshal(d) // plain struct: never fails
-	if err := q.l.nc.Publish(q.recSubj, b); err != nil {
-		q.l.log.Warn("natsjs: delivery record lost", "webhook", q.id, "delivery", d.ID, "err", err)
+// recordPack bounds one message of the delivery log: the states of
+// several deliveries share it (a JSON array; one state alone is a JSON
+// object), at most recordPackStates of them in recordPackBytes.
+const (
+	recordPackStates = 16
+	recordPackBytes  = 64 << 10
+)
+
+// Record implements store.DeliveryQueue with plain publishes into the
+// delivery log's stream (no acknowledgement awaited), the states packed
+// into as few messages as recordPack allows: the store's work is per
+// message, not per state.
+func (q *queue) Record(ds ...store.Delivery) {
+	var pack []byte
+	n := 0
+	send := func() {
+		if n == 0 {
+			return
+		}
+		if n > 1 {
+			pack = append(pack, ']')
+		} else {
+			pack = pack[1:] // one state: the object itself
+		}
+		if err := q.l.nc.Publish(q.recSubj, pack); err != nil {
+			q.l.log.Warn("natsjs: delivery records lost", "webhook", q.id, "states", n, "err", err)
+		}
+		pack, n = nil, 0
 	}
+	for i := range ds {
+		b, _ := json.Marshal(&ds[i]) // plain struct: never fails
+		if n > 0 && (n == recordPackStates || len(pack)+1+len(b) > recordPackBytes) {
+			send()
+		}
+		if n == 0 {
+			pack = append(pack, '[')
+		} else {
+			pack = append(pack, ',')
+		}
+		pack = append(pack, b...)
+		n++
+	}
+	send()
 }
 
 // Forget implements store.DeliveryQueue with an acknowledgement of
@@ -322,24 +360,34 @@ func (q *queue) records(ctx context.Context) ([]store.Delivery, error) {
 		}
 		switch status := m.Header.Get(hdrStatus); status {
 		case "":
-			var d store.Delivery
-			if json.Unmarshal(m.Data, &d) != nil {
-				continue
-			}
-			if i, ok := byID[d.ID]; ok {
-				if out[i].CreatedAt.Before(d.CreatedAt) {
-					d.CreatedAt = out[i].CreatedAt
+			var states []store.Delivery
+			if len(m.Data) > 0 && m.Data[0] == '[' {
+				if json.Unmarshal(m.Data, &states) != nil {
+					continue
 				}
-				hist := out[i].History // each state carries the attempt that made it
-				out[i] = d
-				out[i].History = hist
-				for _, a := range d.History {
-					out[i].AddAttempt(a)
+			} else {
+				var d store.Delivery
+				if json.Unmarshal(m.Data, &d) != nil {
+					continue
 				}
-				continue
+				states = []store.Delivery{d}
 			}
-			byID[d.ID] = len(out)
-			out = append(out, d)
+			for _, d := range states {
+				if i, ok := byID[d.ID]; ok {
+					if out[i].CreatedAt.Before(d.CreatedAt) {
+						d.CreatedAt = out[i].CreatedAt
+					}
+					hist := out[i].History // each state carries the attempt that made it
+					out[i] = d
+					out[i].History = hist
+					for _, a := range d.History {
+						out[i].AddAttempt(a)
+					}
+					continue
+				}
+				byID[d.ID] = len(out)
+				out = append(out, d)
+			}
 			continue
 		case "204", "404": // end of batch; nothing recorded
 		default:
@@ -356,6 +404,12 @@ func (q *queue) records(ctx context.Context) ([]store.Delivery, error) {
 		}
 		return cmp.Compare(b.ID, a.ID)
 	})
+	// Messages hold several states: the log keeps DeliveryLogSize
+	// messages, and answers for the newest DeliveryLogSize deliveries.
+	if len(out) > q.l.cfg.DeliveryLogSize {
+		clear(out[q.l.cfg.DeliveryLogSize:])
+		out = out[:q.l.cfg.DeliveryLogSize]
+	}
 	return out, nil
 }
 

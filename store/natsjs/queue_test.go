@@ -2,6 +2,8 @@ package natsjs_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,5 +42,66 @@ func TestQueueDeliveryLog(t *testing.T) {
 	}
 	if d, err := q.Delivery(ctx, "d1"); err != nil || d.Status != store.DeliverySucceeded {
 		t.Fatalf("Delivery(d1) = %+v, %v", d, err)
+	}
+}
+
+// States recorded together share messages (at most 16 states, 64 KiB in
+// one; a larger state alone), the log reads packed and lone states alike, and listing answers
+// for the newest DeliveryLogSize deliveries though the log's messages
+// hold more.
+func TestQueueDeliveryLogPacked(t *testing.T) {
+	nc := connect(t, startServer(t, t.TempDir()))
+	l := mustOpen(t, natsjs.Config{Conn: nc, Stream: "PACKED", Prefix: "packed", MaxMsgs: 100, DeliveryLogSize: 30})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	q, err := l.OpenQueue(ctx, store.Webhook{ID: "wh_p"}, store.QueueConfig{MaxPending: 10, AckWait: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Unix(1700000000, 0).UTC()
+	state := func(i int, st store.DeliveryStatus) store.Delivery {
+		return store.Delivery{ID: fmt.Sprintf("d%02d", i), EventSeq: uint64(i), Status: st, CreatedAt: t0.Add(time.Duration(i) * time.Second)}
+	}
+	q.Record(state(0, store.DeliveryPending)) // alone: a JSON object
+	var many []store.Delivery
+	for i := 1; i <= 40; i++ {
+		many = append(many, state(i, store.DeliveryPending))
+	}
+	many[20].LastError = strings.Repeat("x", 64<<10) // over the bound alone: a message of its own
+	many = append(many, state(0, store.DeliverySucceeded), state(40, store.DeliveryFailed))
+	q.Record(many...)
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var got []store.Delivery
+	for deadline := time.Now().Add(5 * time.Second); len(got) == 0 || got[0].Status != store.DeliveryFailed; {
+		if got, err = q.Deliveries(ctx, "", 100); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deliveries = %+v", got)
+		}
+	}
+	js, err := nc.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	si, err := js.StreamInfo("PACKED_DELIVERIES")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 1 lone state; 42 packed: d01…d16, d17…d20 (d21 does not fit), d21
+	// alone, d22…d37, and the last 5.
+	if si.State.Msgs != 6 {
+		t.Fatalf("delivery log holds %d messages, want 6 (1 lone state, 42 states packed in 5)", si.State.Msgs)
+	}
+	if len(got) != 30 || got[0].ID != "d40" || got[0].Status != store.DeliveryFailed || got[29].ID != "d11" {
+		t.Fatalf("got %d deliveries, first %+v, want the newest 30 (d40 failed … d11)", len(got), got[0])
+	}
+	if d, err := q.Delivery(ctx, "d00"); err == nil {
+		t.Fatalf("Delivery(d00) = %+v, want not found: older than the newest 30", d)
+	}
+	if d, err := q.Delivery(ctx, "d21"); err != nil || len(d.LastError) != 64<<10 {
+		t.Fatalf("Delivery(d21) = %d-byte error, %v; want the 64 KiB state", len(d.LastError), err)
 	}
 }
