@@ -20,8 +20,10 @@ const countEvery = 250 * time.Millisecond
 
 // recordLinger is how long a noted state may wait for others to share
 // the store's work with (Record packs the states it gets together into
-// few messages); recordsPerFlush states go out at once. Under load many
-// states share a message; a lone state waits recordLinger.
+// few messages) while attempts are in flight; recordsPerFlush states go
+// out at once, and so do the states noted when no attempt is in flight
+// (nothing more is coming soon). Under load many states share a message;
+// light traffic writes each at once, so that another gateway finds it.
 const (
 	recordLinger    = 5 * time.Millisecond
 	recordsPerFlush = 16
@@ -93,7 +95,7 @@ func (s *queueSource) recordLocked(dl *delivery) {
 func (s *queueSource) flush(final bool) time.Time {
 	s.e.mu.Lock()
 	var recs []store.Delivery
-	if final || len(s.records) >= recordsPerFlush || !time.Now().Before(s.recordsDue) {
+	if final || len(s.records) >= recordsPerFlush || s.e.inFlight == 0 || !time.Now().Before(s.recordsDue) {
 		recs = s.records
 		s.records = nil
 	}
