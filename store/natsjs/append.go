@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/eventgate/eventgate/store"
@@ -93,9 +94,11 @@ type pending struct {
 // within the batch itself are resolved here, to the first.
 //
 // Append waits while the writers' queue is full (Config.MaxPending,
-// MaxPendingBytes) and gives up when ctx ends, or after Config.Timeout
-// when ctx has no deadline (ErrUnavailable then: the events may have been
-// stored, and a retry with the same ids finds them).
+// MaxPendingBytes) and gives up when ctx ends, or when its deadline
+// passes (Config.Timeout from the call when ctx has none) before a writer
+// sent its events, or its writer's round was not acknowledged within
+// Config.Timeout (ErrUnavailable then: the events may have been stored,
+// and a retry with the same ids finds them).
 func (l *Log) Append(ctx context.Context, batch []store.Event, out []store.Appended) ([]store.Appended, error) {
 	if l.stopped.Load() {
 		return out, store.ErrClosed
@@ -107,7 +110,10 @@ func (l *Log) Append(ctx context.Context, batch []store.Event, out []store.Appen
 		return out, nil
 	}
 	ps := make([]pending, len(batch))
-	first := make(map[string]int, len(batch))
+	var first map[string]int // a single event needs none
+	if len(batch) > 1 {
+		first = make(map[string]int, len(batch))
+	}
 	var uniq []int
 	bytes := 0
 	for i := range batch {
@@ -128,14 +134,21 @@ func (l *Log) Append(ctx context.Context, batch []store.Event, out []store.Appen
 				store.ErrEventTooLarge, i, len(b), most)
 		}
 		if _, ok := first[ps[i].id]; !ok {
-			first[ps[i].id] = i
+			if first != nil {
+				first[ps[i].id] = i
+			}
 			uniq = append(uniq, i)
 			bytes += len(b) + len(ps[i].subj) + maxHeaders/4
 		}
 	}
-	tctx, cancel := l.withTimeout(ctx)
-	defer cancel()
-	if err := l.store(tctx, ps, uniq, bytes); err != nil {
+	// The deadline bounds the Append without a context of its own (a
+	// timer per Append): the writers fail a request still queued when it
+	// passes, and a slow path (a full queue, a retry) waits for it.
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(l.cfg.Timeout)
+	}
+	if err := l.store(ctx, deadline, ps, uniq, bytes); err != nil {
 		return out, l.appendError(ctx, err)
 	}
 	var top uint64
@@ -154,6 +167,14 @@ func (l *Log) Append(ctx context.Context, batch []store.Event, out []store.Appen
 // tailWait bounds how long an Append waits for the watcher (awaitTail).
 const tailWait = 500 * time.Millisecond
 
+// tailTimers are stopped timers for awaitTail, reused: one per Append
+// otherwise.
+var tailTimers = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}}
+
 // awaitTail returns once the watcher has brought seq into the tail and
 // advanced newest (so the readers woken for it read it from memory, and
 // whoever reads after the Append answered finds it), or, after tailWait
@@ -163,8 +184,12 @@ func (l *Log) awaitTail(ctx context.Context, seq uint64) {
 	if seq == 0 || l.newest.Load() >= seq {
 		return
 	}
-	t := time.NewTimer(tailWait)
-	defer t.Stop()
+	t := tailTimers.Get().(*time.Timer)
+	t.Reset(tailWait)
+	defer func() {
+		t.Stop() // no stale tick after Stop (Go 1.23 timers): reusable
+		tailTimers.Put(t)
+	}()
 	for l.newest.Load() < seq && !l.stopped.Load() {
 		select {
 		case <-l.Wait(seq - 1):
@@ -181,11 +206,12 @@ func (l *Log) awaitTail(ctx context.Context, seq uint64) {
 	}
 }
 
-// store has the writers store ps[uniq] and retries as Append describes.
-func (l *Log) store(ctx context.Context, ps []pending, uniq []int, bytes int) error {
+// store has the writers store ps[uniq] and retries as Append describes,
+// until deadline.
+func (l *Log) store(ctx context.Context, deadline time.Time, ps []pending, uniq []int, bytes int) error {
 	for try := 0; ; try++ {
-		r := &appendReq{ps: ps, uniq: uniq, bytes: bytes, done: make(chan struct{}), sent: make(chan struct{})}
-		if err := l.commit.enqueue(ctx, r); err != nil {
+		r := &appendReq{ps: ps, uniq: uniq, bytes: bytes, deadline: deadline, done: make(chan struct{}), sent: make(chan struct{})}
+		if err := l.commit.enqueue(ctx, deadline, r); err != nil {
 			return err
 		}
 		select {
@@ -205,11 +231,13 @@ func (l *Log) store(ctx context.Context, ps []pending, uniq []int, bytes int) er
 		case !errors.As(r.err, &ae):
 			return r.err // the outcome is unknown: appendError decides
 		case isLimit(r.err):
-			if err := pause(ctx, backoff(try)); err != nil {
+			if err := pause(ctx, deadline, backoff(try)); err != nil {
 				return err
 			}
 		default:
-			return l.solo(ctx, ps, uniq)
+			dctx, cancel := context.WithDeadline(ctx, deadline)
+			defer cancel()
+			return l.solo(dctx, ps, uniq)
 		}
 	}
 }
@@ -229,7 +257,7 @@ func (l *Log) solo(ctx context.Context, ps []pending, uniq []int) error {
 		if !isLimit(err) {
 			return err
 		}
-		if err := pause(ctx, backoff(try)); err != nil {
+		if err := pause(ctx, time.Time{}, backoff(try)); err != nil {
 			return err
 		}
 	}
@@ -244,8 +272,12 @@ func isLimit(err error) bool {
 	return errors.As(err, &ae) && (ae.Code == 429 || ae.ErrCode == errCodeBatchTooMany || ae.ErrCode == errCodeBatchIncomplete)
 }
 
-// pause waits d or until ctx ends.
-func pause(ctx context.Context, d time.Duration) error {
+// pause waits d or until ctx ends, or fails at once when deadline (zero:
+// none) would pass first.
+func pause(ctx context.Context, deadline time.Time, d time.Duration) error {
+	if !deadline.IsZero() && time.Until(deadline) < d {
+		return context.DeadlineExceeded
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -64,10 +64,11 @@ const (
 
 // appendReq is one Append waiting for the writers.
 type appendReq struct {
-	ps    []pending
-	uniq  []int // indexes of ps with distinct ids, in batch order
-	bytes int
-	state atomic.Int32
+	ps       []pending
+	uniq     []int // indexes of ps with distinct ids, in batch order
+	bytes    int
+	deadline time.Time // a request still queued then is failed, not sent
+	state    atomic.Int32
 	err   error         // set by the writer before done is closed
 	sent  chan struct{} // closed by the writer once it no longer reads ps's payloads
 	done  chan struct{} // closed by the writer when ps holds the seqs or err is set
@@ -97,10 +98,12 @@ func (c *committer) signal() {
 	}
 }
 
-// enqueue queues r, waiting while the queue is full. It returns ctx's
-// error, or store.ErrClosed once the committer is closed.
-func (c *committer) enqueue(ctx context.Context, r *appendReq) error {
+// enqueue queues r, waiting while the queue is full, until deadline. It
+// returns ctx's error, context.DeadlineExceeded, or store.ErrClosed once
+// the committer is closed.
+func (c *committer) enqueue(ctx context.Context, deadline time.Time, r *appendReq) error {
 	n := len(r.uniq)
+	var timeout <-chan time.Time // made when the queue is full: the slow path
 	for {
 		c.mu.Lock()
 		if c.closed {
@@ -120,9 +123,16 @@ func (c *committer) enqueue(ctx context.Context, r *appendReq) error {
 		}
 		space := c.space
 		c.mu.Unlock()
+		if timeout == nil {
+			t := time.NewTimer(time.Until(deadline))
+			defer t.Stop()
+			timeout = t.C
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-timeout:
+			return context.DeadlineExceeded
 		case <-space:
 		}
 	}
@@ -267,9 +277,15 @@ func (w *writer) commit(ctx context.Context, round []*appendReq) {
 	base := w.next
 	var targets []*target
 	var group *target
+	now := time.Now()
 	for _, r := range round {
 		if !r.state.CompareAndSwap(reqQueued, reqTaken) {
 			continue // its caller gave up before it was sent
+		}
+		if now.After(r.deadline) { // its Append's time is up: never sent
+			close(r.sent)
+			r.finish(fmt.Errorf("natsjs: %w: queued past the append's deadline", nats.ErrTimeout))
+			continue
 		}
 		k := len(r.uniq)
 		if k == 1 {
