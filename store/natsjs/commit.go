@@ -69,9 +69,9 @@ type appendReq struct {
 	bytes    int
 	deadline time.Time // a request still queued then is failed, not sent
 	state    atomic.Int32
-	err   error         // set by the writer before done is closed
-	sent  chan struct{} // closed by the writer once it no longer reads ps's payloads
-	done  chan struct{} // closed by the writer when ps holds the seqs or err is set
+	err      error         // set by the writer before done is closed
+	sent     chan struct{} // closed by the writer once it no longer reads ps's payloads
+	done     chan struct{} // closed by the writer when ps holds the seqs or err is set
 }
 
 // committer is the queue between Appends and the writers.

@@ -41,7 +41,8 @@ func (l *Log) OpenQueue(ctx context.Context, w store.Webhook, cfg store.QueueCon
 	if err := l.ensureCounters(ctx); err != nil {
 		return nil, err
 	}
-	q := &queue{l: l, id: w.ID, recSubj: l.cfg.Prefix + ".deliveries." + w.ID}
+	q := &queue{l: l, id: w.ID, recSubj: l.cfg.Prefix + ".deliveries." + w.ID,
+		nextSubj: "$JS.API.CONSUMER.MSG.NEXT." + l.cfg.Stream + "." + w.ID}
 	want := jetstream.ConsumerConfig{
 		Durable:        w.ID,
 		Description:    "eventgate webhook " + w.ID,
@@ -183,11 +184,12 @@ func collide(a, b string) bool {
 
 // queue is one webhook's store.DeliveryQueue.
 type queue struct {
-	l       *Log
-	id      string
-	recSubj string
-	want    jetstream.ConsumerConfig
-	cons    jetstream.Consumer
+	l        *Log
+	id       string
+	recSubj  string
+	nextSubj string // its consumer's pull requests
+	want     jetstream.ConsumerConfig
+	cons     jetstream.Consumer
 }
 
 func (q *queue) update(ctx context.Context, have jetstream.ConsumerConfig, subjects []string) error {
@@ -199,33 +201,10 @@ func (q *queue) update(ctx context.Context, have jetstream.ConsumerConfig, subje
 	return nil
 }
 
-// Fetch implements store.DeliveryQueue with one pull request. A small
-// goroutine per request turns the messages into Queued values; it ends
-// when the request does (ctx's deadline at the latest).
+// Fetch implements store.DeliveryQueue with one pull request, answered
+// on the Log's pull inbox (pull.go).
 func (q *queue) Fetch(ctx context.Context, n int) (<-chan store.Queued, error) {
-	b, err := q.cons.Fetch(n, jetstream.FetchContext(ctx))
-	if err != nil {
-		return nil, fmt.Errorf("natsjs: fetch for webhook %s: %w", q.id, err)
-	}
-	out := make(chan store.Queued, n) // never more than n: sends never block
-	go func() {
-		defer close(out)
-		for m := range b.Messages() {
-			md, err := m.Metadata()
-			if err != nil {
-				_ = m.Term()
-				continue
-			}
-			rec, err := q.l.recordOf(md.Sequence.Stream, m.Subject(), md.Timestamp, m.Data())
-			if err != nil {
-				q.l.log.Warn("natsjs: not an eventgate event; skipped", "webhook", q.id, "err", err)
-				_ = m.Term()
-				continue
-			}
-			out <- store.Queued{Record: rec, Delivered: int(md.NumDelivered), Pending: md.NumPending, Msg: m}
-		}
-	}()
-	return out, nil
+	return q.l.pulls.fetch(ctx, q, n)
 }
 
 // SetTypes implements store.DeliveryQueue.

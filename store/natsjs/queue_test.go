@@ -105,3 +105,45 @@ func TestQueueDeliveryLogPacked(t *testing.T) {
 		t.Fatalf("Delivery(d21) = %d-byte error, %v; want the 64 KiB state", len(d.LastError), err)
 	}
 }
+
+// What the server still sends a pull whose ctx ended is not lost with
+// it: the next pull gets it, long before AckWait (a minute) would hand
+// it out again.
+func TestQueuePullEndedHandsBack(t *testing.T) {
+	nc := connect(t, startServer(t, t.TempDir()))
+	l := mustOpen(t, natsjs.Config{Conn: nc, Stream: "LATE", Prefix: "late", MaxMsgs: 100})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	q, err := l.OpenQueue(ctx, store.Webhook{ID: "wh_late"}, store.QueueConfig{MaxPending: 10, AckWait: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pctx, end := context.WithTimeout(ctx, 8*time.Second) // the server keeps the request open that long
+	stale, err := q.Fetch(pctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	end()
+	for range stale { // closed once its ctx ended
+		t.Fatal("the ended pull brought a delivery")
+	}
+	if _, err := l.Append(ctx, []store.Event{{ID: "e1", Type: "a.b", Source: "t", Data: []byte(`1`)}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := q.Fetch(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, ok := <-ch
+	if !ok {
+		t.Fatal("the pull ended with nothing: the delivery is stuck with the ended pull until AckWait")
+	}
+	// The server handed e1 to the ended pull's request; the Log handed
+	// it to the open pull, or back to the queue when none was open yet.
+	if m.ID != "e1" || m.Delivered > 2 {
+		t.Fatalf("got %s, delivery %d; want e1, handed back at most once", m.ID, m.Delivered)
+	}
+	if err := m.Msg.Ack(); err != nil {
+		t.Fatal(err)
+	}
+}
