@@ -80,3 +80,57 @@ func TestAdoptedDeliveryCounts(t *testing.T) {
 		_ = ring.Close()
 	}
 }
+
+// nakRecorder is a queued delivery's settler that records naks.
+type nakRecorder struct {
+	store.Settler
+	naks *[]time.Duration
+}
+
+func (n nakRecorder) NakWithDelay(d time.Duration) error {
+	*n.naks = append(*n.naks, d)
+	return nil
+}
+
+// TestPrefetchHandsBackStale: deliveries wait in the prefetch while every
+// slot is taken; the endpoint asks to wake when the oldest has waited a
+// third of AckWait, and then hands back (a nak with no delay, for any
+// gateway) those that waited that long, keeping the younger ones.
+func TestPrefetchHandsBackStale(t *testing.T) {
+	ring := store.NewRing(16)
+	defer func() { _ = ring.Close() }()
+	d := New(gateway.NewPublisher(ring), Config{AllowPrivateTargets: true, Concurrency: 2})
+	e, err := d.newEndpoint(store.Webhook{ID: "wh_p", URL: "http://127.0.0.1:9/hook", Enabled: true, Secret: signature.NewSecret()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.cancel()
+	src := &queueSource{e: e, q: &sharedLogQueue{}}
+	e.src = src
+	src.pulls = []*pull{{asked: 8, end: func() {}}}
+	e.mu.Lock()
+	e.inFlight = d.cfg.Concurrency // every slot taken: what comes waits in ready
+	e.mu.Unlock()
+	var naks []time.Duration
+	queued := func(seq uint64) store.Queued {
+		return store.Queued{Record: store.Record{Seq: seq, ID: "e", Type: "a"}, Delivered: 1, Msg: nakRecorder{naks: &naks}}
+	}
+	src.received(queued(1), true)
+	src.received(queued(2), true)
+	hold := src.holdLimit()
+	if hold <= 0 || hold >= d.ackWait() {
+		t.Fatalf("holdLimit %v, AckWait %v", hold, d.ackWait())
+	}
+	src.readyAt[0] = src.readyAt[0].Add(-hold) // the first has waited its limit, the second not
+	now := time.Now()
+	_, wake := src.take(true, 0, false, nil, time.Time{}, now)
+	if len(naks) != 1 || naks[0] != 0 {
+		t.Fatalf("naks %v, want the stale delivery handed back at once", naks)
+	}
+	if len(src.ready) != 1 || src.ready[0].Seq != 2 {
+		t.Fatalf("ready %+v, want the younger delivery kept", src.ready)
+	}
+	if want := src.readyAt[0].Add(hold); !wake.Equal(want) {
+		t.Fatalf("wake at %v, want %v: when the one left waits its limit", wake, want)
+	}
+}
