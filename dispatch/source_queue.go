@@ -16,9 +16,10 @@ import (
 // prefetchFactor*Concurrency deliveries beside its attempts in flight, so
 // that a slot freed by a finished attempt is filled at once, without a
 // round trip to the server; a delivery that waits in the prefetch for a
-// third of AckWait (the attempts ahead of it are slow) is handed back. One pull request is open at a time, for at least half of what
-// the slots and the prefetch hold (a smaller one only when the endpoint
-// would sit idle), so deliveries come in batches. A success is
+// third of AckWait (the attempts ahead of it are slow) is handed back.
+// One pull request is open at a time, for at least half of what the
+// slots and the prefetch hold (a smaller one only when the endpoint would
+// sit idle), so deliveries come in batches. A success is
 // acked, a failure is handed back to the queue with the schedule's delay
 // (NakWithDelay) for whichever gateway is free when it falls due, and a
 // spent schedule is terminated; settling publishes without waiting for
