@@ -134,3 +134,63 @@ func TestPrefetchHandsBackStale(t *testing.T) {
 		t.Fatalf("wake at %v, want %v: when the one left waits its limit", wake, want)
 	}
 }
+
+// fetchRecorder is a queue that records the pulls asked of it.
+type fetchRecorder struct {
+	store.DeliveryQueue
+	asked [][2]int // n, maxBytes
+}
+
+func (q *fetchRecorder) Fetch(_ context.Context, n, maxBytes int) (<-chan store.Queued, error) {
+	q.asked = append(q.asked, [2]int{n, maxBytes})
+	return make(chan store.Queued), nil
+}
+
+// TestPrefetchBoundedInBytes: a pull of events whose recent size could
+// pass the room the prefetch has left asks for no more bytes than that,
+// none is made while the prefetch holds its bytes' worth, and small
+// events are pulled by count alone.
+func TestPrefetchBoundedInBytes(t *testing.T) {
+	ring := store.NewRing(16)
+	defer func() { _ = ring.Close() }()
+	d := New(gateway.NewPublisher(ring), Config{AllowPrivateTargets: true, Concurrency: 2})
+	e, err := d.newEndpoint(store.Webhook{ID: "wh_b", URL: "http://127.0.0.1:9/hook", Enabled: true, Secret: signature.NewSecret()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.cancel()
+	q := &fetchRecorder{}
+	src := &queueSource{e: e, q: q}
+	e.src = src
+	src.pulls = []*pull{{asked: 2, end: func() {}}}
+	e.mu.Lock()
+	e.inFlight = d.cfg.Concurrency
+	e.mu.Unlock()
+	event := func(seq uint64, size int) store.Queued {
+		return store.Queued{Record: store.Record{Seq: seq, ID: "e", Type: "a", JSON: make([]byte, size)}, Delivered: 1}
+	}
+	src.received(event(1, 3<<20), true)
+	src.received(event(2, 2<<20), true)
+	src.received(store.Queued{}, false) // the pull ends
+	src.take(true, 0, false, nil, time.Time{}, time.Now())
+	if len(q.asked) != 1 || q.asked[0][1] != prefetchBytes-5<<20 {
+		t.Fatalf("pulls %v, want one bounded to %d bytes", q.asked, prefetchBytes-5<<20)
+	}
+	src.received(event(3, 3<<20), true) // from the new pull: the prefetch holds 8 MiB
+	src.received(store.Queued{}, false)
+	src.take(true, 0, false, nil, time.Time{}, time.Now())
+	if len(q.asked) != 1 {
+		t.Fatalf("pulls %v, want none while the prefetch is full in bytes", q.asked)
+	}
+
+	small := &fetchRecorder{}
+	src = &queueSource{e: e, q: small}
+	e.src = src
+	src.pulls = []*pull{{asked: 2, end: func() {}}}
+	src.received(event(4, 300), true)
+	src.received(store.Queued{}, false)
+	src.take(true, 0, false, nil, time.Time{}, time.Now())
+	if len(small.asked) != 1 || small.asked[0][1] != 0 {
+		t.Fatalf("pulls %v, want one bounded by count alone for 300-byte events", small.asked)
+	}
+}

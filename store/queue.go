@@ -40,11 +40,13 @@ type QueueConfig struct {
 // DeliveryQueue is one webhook's shared queue of deliveries and its shared
 // delivery log. Safe for concurrent use.
 type DeliveryQueue interface {
-	// Fetch asks for up to n deliveries. They arrive on the returned
-	// channel as the queue hands them out; the channel is closed when n
-	// have come or ctx ends (give ctx a deadline of a few seconds: a
+	// Fetch asks for up to n deliveries of at most maxBytes of events in
+	// all (0: no bound in bytes; the first delivery always comes, however
+	// large). They arrive on the returned channel as the queue hands them
+	// out; the channel is closed when n have come, the next would pass
+	// maxBytes, or ctx ends (give ctx a deadline of a few seconds: a
 	// request left open holds deliveries another gateway could take).
-	Fetch(ctx context.Context, n int) (<-chan Queued, error)
+	Fetch(ctx context.Context, n, maxBytes int) (<-chan Queued, error)
 	// SetTypes changes which events the queue holds from now on.
 	SetTypes(ctx context.Context, types []string) error
 	// Reset drops every delivery not yet settled and restarts the queue

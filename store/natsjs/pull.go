@@ -25,7 +25,8 @@ import (
 // names the consumer, so the puller hands it to the oldest open pull of
 // that webhook's queue. A status message comes on the reply subject of
 // its request (inbox.<pull number>): anything but a heartbeat (408
-// expired, 409 consumer deleted or leadership changed) ends that pull.
+// expired; 409 consumer deleted, leadership changed, max_bytes reached)
+// ends that pull.
 // A pull also ends when it has brought what it asked for or when its ctx
 // ends; its channel is closed then. A message for a queue with no open
 // pull (its pull ended while the server still sent) goes straight back
@@ -99,9 +100,9 @@ func (p *puller) close() {
 	_ = p.sub.Unsubscribe()
 }
 
-// fetch opens a pull request of q for up to n messages, ended when ctx
-// ends (see the package comment above).
-func (p *puller) fetch(ctx context.Context, q *queue, n int) (<-chan store.Queued, error) {
+// fetch opens a pull request of q for up to n messages in maxBytes (0:
+// unbounded), ended when ctx ends (see the package comment above).
+func (p *puller) fetch(ctx context.Context, q *queue, n, maxBytes int) (<-chan store.Queued, error) {
 	expires := pullMaxExpiry
 	if d, ok := ctx.Deadline(); ok {
 		expires = min(expires, time.Until(d))
@@ -122,7 +123,7 @@ func (p *puller) fetch(ctx context.Context, q *queue, n int) (<-chan store.Queue
 	p.queues[q.id] = append(p.queues[q.id], pr)
 	pr.stop = context.AfterFunc(ctx, func() { p.end(id) })
 	p.mu.Unlock()
-	body := fmt.Appendf(nil, `{"batch":%d,"expires":%d}`, n, expires.Nanoseconds())
+	body := fmt.Appendf(nil, `{"batch":%d,"expires":%d,"max_bytes":%d}`, n, expires.Nanoseconds(), maxBytes)
 	if err := p.l.nc.PublishRequest(q.nextSubj, p.inbox+"."+strconv.FormatUint(id, 10), body); err != nil {
 		p.end(id)
 		return nil, fmt.Errorf("natsjs: pull for webhook %s: %w", q.id, err)

@@ -202,9 +202,14 @@ func (q *queue) update(ctx context.Context, have jetstream.ConsumerConfig, subje
 }
 
 // Fetch implements store.DeliveryQueue with one pull request, answered
-// on the Log's pull inbox (pull.go).
-func (q *queue) Fetch(ctx context.Context, n int) (<-chan store.Queued, error) {
-	return q.l.pulls.fetch(ctx, q, n)
+// on the Log's pull inbox (pull.go). A byte bound is raised to what one
+// message may take (max_payload): JetStream ends a request whose first
+// message is larger than its max_bytes with nothing.
+func (q *queue) Fetch(ctx context.Context, n, maxBytes int) (<-chan store.Queued, error) {
+	if maxBytes > 0 {
+		maxBytes = max(maxBytes, int(q.l.nc.MaxPayload())+maxHeaders)
+	}
+	return q.l.pulls.fetch(ctx, q, n, maxBytes)
 }
 
 // SetTypes implements store.DeliveryQueue.

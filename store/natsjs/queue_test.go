@@ -119,7 +119,7 @@ func TestQueuePullEndedHandsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	pctx, end := context.WithTimeout(ctx, 8*time.Second) // the server keeps the request open that long
-	stale, err := q.Fetch(pctx, 1)
+	stale, err := q.Fetch(pctx, 1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestQueuePullEndedHandsBack(t *testing.T) {
 	if _, err := l.Append(ctx, []store.Event{{ID: "e1", Type: "a.b", Source: "t", Data: []byte(`1`)}}, nil); err != nil {
 		t.Fatal(err)
 	}
-	ch, err := q.Fetch(ctx, 1)
+	ch, err := q.Fetch(ctx, 1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,5 +145,38 @@ func TestQueuePullEndedHandsBack(t *testing.T) {
 	}
 	if err := m.Msg.Ack(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A pull bounded in bytes brings what fits (the bound raised to one
+// message of the largest the server takes, so the first always comes).
+func TestQueuePullBoundedInBytes(t *testing.T) {
+	nc := connect(t, startServer(t, t.TempDir()))
+	l := mustOpen(t, natsjs.Config{Conn: nc, Stream: "BYTES", Prefix: "bytes", MaxMsgs: 100})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	q, err := l.OpenQueue(ctx, store.Webhook{ID: "wh_bytes"}, store.QueueConfig{MaxPending: 10, AckWait: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := []byte(`"` + strings.Repeat("x", int(nc.MaxPayload())*2/5) + `"`) // 3 of them pass max_payload, 2 do not
+	for i := range 3 {
+		if _, err := l.Append(ctx, []store.Event{{ID: fmt.Sprintf("e%d", i), Type: "a.b", Source: "t", Data: big}}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ch, err := q.Fetch(ctx, 3, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for m := range ch {
+		got = append(got, m.ID)
+		if err := m.Msg.Ack(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(got) != 2 {
+		t.Fatalf("a pull of 3 bounded to one max_payload brought %v, want the 2 that fit", got)
 	}
 }
