@@ -203,11 +203,13 @@ func (q *queue) update(ctx context.Context, have jetstream.ConsumerConfig, subje
 
 // Fetch implements store.DeliveryQueue with one pull request, answered
 // on the Log's pull inbox (pull.go). A byte bound is raised to what one
-// message may take (max_payload): JetStream ends a request whose first
-// message is larger than its max_bytes with nothing.
+// message may take (max_payload, and room for its subject, its
+// acknowledgement subject and headers, which JetStream counts too): a
+// request whose first message is larger than its max_bytes ends with
+// nothing.
 func (q *queue) Fetch(ctx context.Context, n, maxBytes int) (<-chan store.Queued, error) {
 	if maxBytes > 0 {
-		maxBytes = max(maxBytes, int(q.l.nc.MaxPayload())+maxHeaders)
+		maxBytes = max(maxBytes, int(q.l.nc.MaxPayload())+4*maxHeaders)
 	}
 	return q.l.pulls.fetch(ctx, q, n, maxBytes)
 }
