@@ -748,3 +748,37 @@ func TestStreamSSEDuringShutdownSaysRetry(t *testing.T) {
 	resp, body = g.do(t, http.MethodGet, "/v1/stream", "", nil)
 	wantProblem(t, resp, body, http.StatusBadRequest, "bad-request") // neither WebSocket nor SSE: still a plain answer
 }
+
+// A WebSocket client that stops reading, with room left in its queue, is
+// cut off once a write has waited WriteTimeout on its full TCP buffers:
+// the stream's write context ends the connection mid-write.
+func TestStreamWriteTimeoutEndsAStuckWrite(t *testing.T) {
+	g := startGateway(t, func(o *options) {
+		o.Capacity = 5000
+		o.Hub.WriteTimeout = 300 * time.Millisecond
+		o.Hub.Queue = 100000       // the queue never cuts it off first
+		o.Hub.QueueBytes = 1 << 30 // nor its bytes
+		o.Hub.MaxMessageBytes = 256 << 10
+	})
+	stuck := g.dialStream(t, "/v1/stream?types=load.>", nil) // never reads after its hello
+	stuck.hello()
+	data := `"` + strings.Repeat("x", 60<<10) + `"`
+	events := make([]map[string]any, 10)
+	for i := range events {
+		events[i] = map[string]any{"type": "load.big", "data": json.RawMessage(data)}
+	}
+	// 24 MiB, well past what loopback buffers take: the write blocks.
+	// Closing the connection mid-write also ends the stream's reader, so
+	// the end is counted as write_error or gone, whichever the hub hears
+	// first.
+	for range 40 {
+		resp, body := g.postJSON(t, "/v1/events", events)
+		wantStatus(t, resp, body, http.StatusAccepted)
+	}
+	eventually(t, 10*time.Second, "the stuck client to be cut off", func() bool {
+		return g.metric(t, "eventgate_stream_clients", "transport", "websocket") == 0
+	})
+	if n := g.metric(t, "eventgate_stream_slow_disconnects_total", "transport", "websocket"); n != 0 {
+		t.Fatalf("cut off as slow (%v), want by the write timeout", n)
+	}
+}
