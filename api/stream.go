@@ -163,6 +163,7 @@ type wsSink struct {
 	writing   atomic.Bool     // a Send is writing: an ended ctx closes the connection
 	watched   <-chan struct{} // the Done of the ctx watched
 	stopWatch func() bool
+	writeCtx  context.Context // the watched ctx without its Done, to write with
 }
 
 // begin arms the watch on ctx for one Send and returns the context to
@@ -172,7 +173,7 @@ func (k *wsSink) begin(ctx context.Context) (context.Context, error) {
 		if k.stopWatch != nil {
 			k.stopWatch()
 		}
-		k.watched, k.stopWatch = done, nil
+		k.watched, k.stopWatch, k.writeCtx = done, nil, context.WithoutCancel(ctx)
 		if done != nil {
 			k.stopWatch = context.AfterFunc(ctx, func() {
 				if k.writing.Load() {
@@ -186,7 +187,7 @@ func (k *wsSink) begin(ctx context.Context) (context.Context, error) {
 		k.writing.Store(false)
 		return nil, err
 	}
-	return context.WithoutCancel(ctx), nil
+	return k.writeCtx, nil
 }
 
 func (k *wsSink) end() { k.writing.Store(false) }
