@@ -60,6 +60,7 @@ type queueSource struct {
 	ready      []store.Queued
 	readyAt    []time.Time // when each of ready came
 	readyBytes int         // of ready's events
+	pullAfter  time.Time   // no pull before (pullPause)
 	eventSize  int         // the events' recent size (a moving average of what came)
 	lag        uint64
 	records    []store.Delivery // states for the shared delivery log, written by flush
@@ -79,8 +80,15 @@ type queueSource struct {
 type pull struct {
 	ch         <-chan store.Queued
 	end        context.CancelFunc
-	asked, got int // guarded by the endpoint's mutex
+	asked, got int       // guarded by the endpoint's mutex
+	start      time.Time // when it was asked
 }
+
+// pullPause is how long an endpoint waits before its next pull after one
+// that ended at once with nothing (the store answered at once that it
+// cannot serve: no responders, too many pulls waiting on the consumer, a
+// leader changing): not a pull in a loop.
+const pullPause = time.Second
 
 // canTakeLocked: a queue has no drain target (other gateways go on), so
 // a draining gateway takes nothing more.
@@ -165,13 +173,16 @@ func (s *queueSource) take(can bool, free int, draining bool, _ *[]store.Record,
 		wake = earliest(wake, s.readyAt[0].Add(s.holdLimit()))
 	}
 	room := prefetchBytes - s.readyBytes
+	if now.Before(s.pullAfter) {
+		wake = earliest(wake, s.pullAfter)
+	}
 	var maxBytes int // none while want events of the recent size fit
 	if want*s.eventSize > room {
 		maxBytes = room
 	}
 	e.mu.Unlock()
 	s.settle(settles)
-	if !can || want <= 0 || len(s.pulls) >= maxPulls || (want < batch && !idle) || room <= 0 {
+	if !can || want <= 0 || len(s.pulls) >= maxPulls || (want < batch && !idle) || room <= 0 || now.Before(s.pullAfter) {
 		return nil, wake
 	}
 	ctx, cancel := context.WithTimeout(e.ctx, fetchWait)
@@ -184,7 +195,7 @@ func (s *queueSource) take(can bool, free int, draining bool, _ *[]store.Record,
 		return nil, earliest(wake, now.Add(time.Second))
 	}
 	e.mu.Lock()
-	s.pulls = append(s.pulls, &pull{ch: ch, end: cancel, asked: want})
+	s.pulls = append(s.pulls, &pull{ch: ch, end: cancel, asked: want, start: now})
 	s.asked += want
 	e.mu.Unlock()
 	return nil, wake
@@ -249,6 +260,9 @@ func (s *queueSource) received(m store.Queued, ok bool) {
 		e.mu.Lock()
 		if p.got == 0 && p.asked > 0 {
 			s.lag = 0 // room and nothing came: nothing is waiting
+			if time.Since(p.start) < pullPause {
+				s.pullAfter = time.Now().Add(pullPause)
+			}
 		}
 		s.asked -= max(0, p.asked-p.got)
 		e.mu.Unlock()

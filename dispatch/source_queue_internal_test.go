@@ -194,3 +194,37 @@ func TestPrefetchBoundedInBytes(t *testing.T) {
 		t.Fatalf("pulls %v, want one bounded by count alone for 300-byte events", small.asked)
 	}
 }
+
+// TestPullPausesAfterAnEmptyEnd: a pull the store ends at once with
+// nothing (no responders, the consumer gone) is not asked again in a
+// loop: the next one waits pullPause, and the endpoint is told when.
+func TestPullPausesAfterAnEmptyEnd(t *testing.T) {
+	ring := store.NewRing(16)
+	defer func() { _ = ring.Close() }()
+	d := New(gateway.NewPublisher(ring), Config{AllowPrivateTargets: true, Concurrency: 2})
+	e, err := d.newEndpoint(store.Webhook{ID: "wh_e", URL: "http://127.0.0.1:9/hook", Enabled: true, Secret: signature.NewSecret()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.cancel()
+	q := &fetchRecorder{}
+	src := &queueSource{e: e, q: q}
+	e.src = src
+	now := time.Now()
+	src.take(true, d.cfg.Concurrency, false, nil, time.Time{}, now)
+	if len(q.asked) != 1 {
+		t.Fatalf("pulls %v, want one from an idle endpoint", q.asked)
+	}
+	src.received(store.Queued{}, false) // ended at once, with nothing
+	_, wake := src.take(true, d.cfg.Concurrency, false, nil, time.Time{}, time.Now())
+	if len(q.asked) != 1 {
+		t.Fatalf("pulls %v, want none right after a pull that ended at once", q.asked)
+	}
+	if wake.Before(now.Add(pullPause)) || wake.After(time.Now().Add(pullPause)) {
+		t.Fatalf("wake at %v, want pullPause after the empty end", wake)
+	}
+	src.take(true, d.cfg.Concurrency, false, nil, time.Time{}, wake)
+	if len(q.asked) != 2 {
+		t.Fatalf("pulls %v, want another once the pause is over", q.asked)
+	}
+}
