@@ -188,27 +188,29 @@ func (p *puller) deliver(m *nats.Msg) {
 		p.l.log.Warn("natsjs: not an eventgate event; skipped", "webhook", md.consumer, "err", err)
 	}
 	p.mu.Lock()
-	var pr *pullReq
+	var full *pullReq // the pull this message completes
+	open := false
 	if list := p.queues[md.consumer]; len(list) > 0 {
-		pr = list[0]
+		open = true
+		pr := list[0]
 		if err == nil {
 			pr.ch <- store.Queued{Record: rec, Delivered: int(md.delivered), Pending: md.pending, Msg: ack}
 		}
-		if pr.left--; pr.left > 0 {
-			pr = nil // still open
-		} else {
+		if pr.left--; pr.left == 0 {
 			p.removeLocked(pr)
+			full = pr
 		}
-	} else if err == nil { // no pull open: back to the queue
-		defer func() { _ = ack.NakWithDelay(0) }()
 	}
 	p.mu.Unlock()
-	if err != nil {
+	switch {
+	case err != nil:
 		_ = ack.Term()
+	case !open: // no pull open: back to the queue
+		_ = ack.NakWithDelay(0)
 	}
-	if pr != nil { // it has brought all it asked for
-		pr.stop()
-		close(pr.ch)
+	if full != nil {
+		full.stop()
+		close(full.ch)
 	}
 }
 
