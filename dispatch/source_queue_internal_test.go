@@ -97,16 +97,7 @@ func (n nakRecorder) NakWithDelay(d time.Duration) error {
 // third of AckWait, and then hands back (a nak with no delay, for any
 // gateway) those that waited that long, keeping the younger ones.
 func TestPrefetchHandsBackStale(t *testing.T) {
-	ring := store.NewRing(16)
-	defer func() { _ = ring.Close() }()
-	d := New(gateway.NewPublisher(ring), Config{AllowPrivateTargets: true, Concurrency: 2})
-	e, err := d.newEndpoint(store.Webhook{ID: "wh_p", URL: "http://127.0.0.1:9/hook", Enabled: true, Secret: signature.NewSecret()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.cancel()
-	src := &queueSource{e: e, q: &sharedLogQueue{}}
-	e.src = src
+	d, e, src := queueEndpoint(t, &sharedLogQueue{})
 	src.pulls = []*pull{{asked: 8, end: func() {}}}
 	e.mu.Lock()
 	e.inFlight = d.cfg.Concurrency // every slot taken: what comes waits in ready
@@ -151,17 +142,8 @@ func (q *fetchRecorder) Fetch(_ context.Context, n, maxBytes int) (<-chan store.
 // none is made while the prefetch holds its bytes' worth, and small
 // events are pulled by count alone.
 func TestPrefetchBoundedInBytes(t *testing.T) {
-	ring := store.NewRing(16)
-	defer func() { _ = ring.Close() }()
-	d := New(gateway.NewPublisher(ring), Config{AllowPrivateTargets: true, Concurrency: 2})
-	e, err := d.newEndpoint(store.Webhook{ID: "wh_b", URL: "http://127.0.0.1:9/hook", Enabled: true, Secret: signature.NewSecret()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.cancel()
 	q := &fetchRecorder{}
-	src := &queueSource{e: e, q: q}
-	e.src = src
+	d, e, src := queueEndpoint(t, q)
 	src.pulls = []*pull{{asked: 2, end: func() {}}}
 	e.mu.Lock()
 	e.inFlight = d.cfg.Concurrency
@@ -185,7 +167,7 @@ func TestPrefetchBoundedInBytes(t *testing.T) {
 
 	small := &fetchRecorder{}
 	src = &queueSource{e: e, q: small}
-	e.src = src
+	e.src = src // the same endpoint, a fresh source
 	src.pulls = []*pull{{asked: 2, end: func() {}}}
 	src.received(event(4, 300), true)
 	src.received(store.Queued{}, false)
@@ -199,17 +181,8 @@ func TestPrefetchBoundedInBytes(t *testing.T) {
 // nothing (no responders, the consumer gone) is not asked again in a
 // loop: the next one waits pullPause, and the endpoint is told when.
 func TestPullPausesAfterAnEmptyEnd(t *testing.T) {
-	ring := store.NewRing(16)
-	defer func() { _ = ring.Close() }()
-	d := New(gateway.NewPublisher(ring), Config{AllowPrivateTargets: true, Concurrency: 2})
-	e, err := d.newEndpoint(store.Webhook{ID: "wh_e", URL: "http://127.0.0.1:9/hook", Enabled: true, Secret: signature.NewSecret()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.cancel()
 	q := &fetchRecorder{}
-	src := &queueSource{e: e, q: q}
-	e.src = src
+	d, _, src := queueEndpoint(t, q)
 	now := time.Now()
 	src.take(true, d.cfg.Concurrency, false, nil, time.Time{}, now)
 	if len(q.asked) != 1 {
@@ -227,4 +200,21 @@ func TestPullPausesAfterAnEmptyEnd(t *testing.T) {
 	if len(q.asked) != 2 {
 		t.Fatalf("pulls %v, want another once the pause is over", q.asked)
 	}
+}
+
+// queueEndpoint returns an endpoint of a dispatcher with Concurrency 2 on
+// a ring, its source q's queueSource, for the queue source's own tests.
+func queueEndpoint(t *testing.T, q store.DeliveryQueue) (*Dispatcher, *endpoint, *queueSource) {
+	t.Helper()
+	ring := store.NewRing(16)
+	t.Cleanup(func() { _ = ring.Close() })
+	d := New(gateway.NewPublisher(ring), Config{AllowPrivateTargets: true, Concurrency: 2})
+	e, err := d.newEndpoint(store.Webhook{ID: "wh_q", URL: "http://127.0.0.1:9/hook", Enabled: true, Secret: signature.NewSecret()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.cancel)
+	src := &queueSource{e: e, q: q}
+	e.src = src
+	return d, e, src
 }

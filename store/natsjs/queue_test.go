@@ -9,6 +9,7 @@ import (
 
 	"github.com/eventgate/eventgate/store"
 	"github.com/eventgate/eventgate/store/natsjs"
+	"github.com/nats-io/nats.go"
 )
 
 func TestQueueDeliveryLog(t *testing.T) {
@@ -110,14 +111,7 @@ func TestQueueDeliveryLogPacked(t *testing.T) {
 // it: the next pull gets it, long before AckWait (a minute) would hand
 // it out again.
 func TestQueuePullEndedHandsBack(t *testing.T) {
-	nc := connect(t, startServer(t, t.TempDir()))
-	l := mustOpen(t, natsjs.Config{Conn: nc, Stream: "LATE", Prefix: "late", MaxMsgs: 100})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	q, err := l.OpenQueue(ctx, store.Webhook{ID: "wh_late"}, store.QueueConfig{MaxPending: 10, AckWait: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, l, q, ctx := openQueue(t, "LATE", "wh_late")
 	pctx, end := context.WithTimeout(ctx, 8*time.Second) // the server keeps the request open that long
 	stale, err := q.Fetch(pctx, 1, 0)
 	if err != nil {
@@ -151,14 +145,7 @@ func TestQueuePullEndedHandsBack(t *testing.T) {
 // A pull bounded in bytes brings what fits (the bound raised to one
 // message of the largest the server takes, so the first always comes).
 func TestQueuePullBoundedInBytes(t *testing.T) {
-	nc := connect(t, startServer(t, t.TempDir()))
-	l := mustOpen(t, natsjs.Config{Conn: nc, Stream: "BYTES", Prefix: "bytes", MaxMsgs: 100})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	q, err := l.OpenQueue(ctx, store.Webhook{ID: "wh_bytes"}, store.QueueConfig{MaxPending: 10, AckWait: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, l, q, ctx := openQueue(t, "BYTES", "wh_bytes")
 	big := []byte(`"` + strings.Repeat("x", int(nc.MaxPayload())*2/5) + `"`) // 3 of them pass max_payload, 2 do not
 	for i := range 3 {
 		if _, err := l.Append(ctx, []store.Event{{ID: fmt.Sprintf("e%d", i), Type: "a.b", Source: "t", Data: big}}, nil); err != nil {
@@ -179,4 +166,19 @@ func TestQueuePullBoundedInBytes(t *testing.T) {
 	if len(got) != 2 {
 		t.Fatalf("a pull of 3 bounded to one max_payload brought %v, want the 2 that fit", got)
 	}
+}
+
+// openQueue opens a Log on stream (prefix its name in lower case) on a
+// server of its own, and webhook id's queue on it (AckWait a minute).
+func openQueue(t *testing.T, stream, id string) (*nats.Conn, *natsjs.Log, store.DeliveryQueue, context.Context) {
+	t.Helper()
+	nc := connect(t, startServer(t, t.TempDir()))
+	l := mustOpen(t, natsjs.Config{Conn: nc, Stream: stream, Prefix: strings.ToLower(stream), MaxMsgs: 100})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	q, err := l.OpenQueue(ctx, store.Webhook{ID: id}, store.QueueConfig{MaxPending: 10, AckWait: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, l, q, ctx
 }
