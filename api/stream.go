@@ -169,7 +169,7 @@ type wsSink struct {
 // begin arms the watch on ctx for one Send and returns the context to
 // write with, or ctx's error when it has already ended. end disarms it.
 func (k *wsSink) begin(ctx context.Context) (context.Context, error) {
-	if done := ctx.Done(); done != k.watched {
+	if done := ctx.Done(); done != k.watched || k.writeCtx == nil { // a new ctx, or the first (maybe with no Done)
 		if k.stopWatch != nil {
 			k.stopWatch()
 		}
