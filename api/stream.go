@@ -161,6 +161,7 @@ type wsSink struct {
 	ce   *ceCache // nil: NDJSON
 
 	writing   atomic.Bool     // a Send is writing: an ended ctx closes the connection
+	watch     atomic.Uint64   // which watch the Send writing is under
 	watched   <-chan struct{} // the Done of the ctx watched
 	stopWatch func() bool
 	writeCtx  context.Context // the watched ctx without its Done, to write with
@@ -174,9 +175,10 @@ func (k *wsSink) begin(ctx context.Context) (context.Context, error) {
 			k.stopWatch()
 		}
 		k.watched, k.stopWatch, k.writeCtx = done, nil, context.WithoutCancel(ctx)
+		gen := k.watch.Add(1) // a late callback of an older watch leaves later Sends alone
 		if done != nil {
 			k.stopWatch = context.AfterFunc(ctx, func() {
-				if k.writing.Load() {
+				if k.writing.Load() && k.watch.Load() == gen {
 					_ = k.conn.CloseNow()
 				}
 			})

@@ -23,6 +23,8 @@ func (r *recordingSettler) Term() error {
 	return nil
 }
 
+func (r *recordingSettler) InProgress() error { return nil }
+
 func (r *recordingSettler) NakWithDelay(d time.Duration) error {
 	r.mu.Lock()
 	r.naks = append(r.naks, d)
@@ -51,6 +53,7 @@ func TestAwaitingHandshakeHandsThePrefetchBack(t *testing.T) {
 	settlers := []*recordingSettler{{}, {}}
 	for i, s := range settlers {
 		src.ready = append(src.ready, store.Queued{Record: store.Record{Seq: uint64(i + 1), Type: "a"}, Delivered: 1, Msg: s})
+		src.readyAt = append(src.readyAt, time.Now())
 	}
 
 	var buf []store.Record

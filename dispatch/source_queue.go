@@ -17,7 +17,8 @@ import (
 // beside its attempts in flight, so
 // that a slot freed by a finished attempt is filled at once, without a
 // round trip to the server; a delivery that waits in the prefetch for a
-// third of AckWait (the attempts ahead of it are slow) is handed back.
+// third of AckWait (the attempts ahead of it are slow) is marked in
+// progress, which starts its AckWait again.
 // One pull request is open at a time, for at least half of what the
 // slots and the prefetch hold (a smaller one only when the endpoint would
 // sit idle), so deliveries come in batches. A success is
@@ -58,7 +59,7 @@ type queueSource struct {
 	asked      int
 	floor      uint64 // re-enabled at newest: deliveries at or below it are skipped
 	ready      []store.Queued
-	readyAt    []time.Time // when each of ready came
+	readyAt    []time.Time // when each of ready came, or was last kept (keepStaleLocked)
 	readyBytes int         // of ready's events
 	pullAfter  time.Time   // no pull before (pullPause)
 	eventSize  int         // the events' recent size (a moving average of what came)
@@ -102,6 +103,10 @@ func (s *queueSource) canTakeLocked(draining bool, _ uint64) bool { return !drai
 // keeps it safe, prefetchBytes bounds its memory.
 const prefetchFactor = 8
 
+// eventOverhead is what a pulled message carries besides its event
+// (subject, acknowledgement subject, headers), for the size estimate.
+const eventOverhead = 512
+
 // prefetchBytes bounds the events the prefetch holds. A pull asks for no
 // more than the room left, in bytes too when the events' recent size says
 // it could bring more (a byte bound costs JetStream: measured on an R3
@@ -119,11 +124,11 @@ func (s *queueSource) prefetchLocked() int {
 	return prefetchFactor * s.e.d.cfg.Concurrency
 }
 
-// holdLimit is how long a delivery may wait in ready before it is handed
-// back to the queue: a third of AckWait, so that with its attempt (at
-// most the attempt timeout, under a third of AckWait too) it is settled
-// before AckWait would hand it to another gateway, however slow the
-// attempts ahead of it turn out.
+// holdLimit is how long a delivery may wait in ready before the queue is
+// told it is still held (its AckWait starts again): a third of AckWait,
+// so that with its attempt (at most the attempt timeout, under a third of
+// AckWait too) it is settled before AckWait would hand it to another
+// gateway, however slow the attempts ahead of it turn out.
 func (s *queueSource) holdLimit() time.Duration { return s.e.d.ackWait() / 3 }
 
 // take starts the prefetched deliveries in free slots, then opens a pull
@@ -146,9 +151,7 @@ func (s *queueSource) take(can bool, free int, draining bool, _ *[]store.Record,
 	case !can && free > 0:
 		settles = s.handBackLocked(time.Second)
 	}
-	if len(s.ready) > 0 && now.Sub(s.readyAt[0]) >= s.holdLimit() {
-		settles = append(settles, s.handBackStaleLocked(now)...)
-	}
+	settles = append(settles, s.keepStaleLocked(now)...)
 	for can && free > 0 && len(s.ready) > 0 {
 		m := s.ready[0]
 		s.ready[0] = store.Queued{}
@@ -169,15 +172,19 @@ func (s *queueSource) take(can bool, free int, draining bool, _ *[]store.Record,
 	// only when the endpoint would otherwise sit idle.
 	batch := max(1, (e.d.cfg.Concurrency+prefetch)/2)
 	idle := len(s.pulls) == 0 && len(s.ready) == 0 && e.inFlight == 0
-	if len(s.ready) > 0 { // wake up to hand the oldest back if it is still waiting then
-		wake = earliest(wake, s.readyAt[0].Add(s.holdLimit()))
+	for _, at := range s.readyAt { // wake up to keep the oldest if it still waits then
+		wake = earliest(wake, at.Add(s.holdLimit()))
 	}
 	room := prefetchBytes - s.readyBytes
 	if now.Before(s.pullAfter) {
 		wake = earliest(wake, s.pullAfter)
 	}
 	var maxBytes int // none while want events of the recent size fit
-	if want*s.eventSize > room {
+	est := s.eventSize
+	if est == 0 { // nothing seen yet: the first pull is bounded in bytes
+		est = room
+	}
+	if want*est > room {
 		maxBytes = room
 	}
 	e.mu.Unlock()
@@ -213,21 +220,18 @@ func (s *queueSource) handBackLocked(delay time.Duration) []func() error {
 	return out
 }
 
-// handBackStaleLocked returns to the queue, for any gateway at once, the
-// prefetched deliveries that have waited holdLimit: the attempts ahead of
-// them are slow, and their AckWait runs.
-func (s *queueSource) handBackStaleLocked(now time.Time) []func() error {
-	n := 0
-	for n < len(s.ready) && now.Sub(s.readyAt[n]) >= s.holdLimit() {
-		n++
+// keepStaleLocked tells the queue that the prefetched deliveries that
+// have waited holdLimit are still held (the attempts ahead of them are
+// slow): their AckWait starts again. Handing them back instead would
+// count a delivery each time, and the count is the retries spent.
+func (s *queueSource) keepStaleLocked(now time.Time) []func() error {
+	var out []func() error
+	for i, at := range s.readyAt { // ready keeps its order; readyAt is when each was last kept
+		if now.Sub(at) >= s.holdLimit() {
+			out = append(out, s.ready[i].Msg.InProgress)
+			s.readyAt[i] = now
+		}
 	}
-	out := make([]func() error, 0, n)
-	for i, m := range s.ready[:n] {
-		out = append(out, func() error { return m.Msg.NakWithDelay(0) })
-		s.readyBytes -= len(m.JSON)
-		s.ready[i] = store.Queued{}
-	}
-	s.ready, s.readyAt = s.ready[n:], s.readyAt[n:]
 	return out
 }
 
@@ -275,7 +279,7 @@ func (s *queueSource) received(m store.Queued, ok bool) {
 	}
 	p.got++
 	s.lag = m.Pending
-	s.eventSize += (len(m.JSON) - s.eventSize) / 4 // a jump shows within a few events
+	s.eventSize += (len(m.JSON) + eventOverhead - s.eventSize) / 4 // a jump shows within a few events
 	if len(s.ready) == 0 && e.inFlight < e.d.cfg.Concurrency {
 		_, settle = s.takeLocked(m, time.Now())
 	} else {

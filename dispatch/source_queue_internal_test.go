@@ -81,30 +81,37 @@ func TestAdoptedDeliveryCounts(t *testing.T) {
 	}
 }
 
-// nakRecorder is a queued delivery's settler that records naks.
-type nakRecorder struct {
+// settleRecorder is a queued delivery's settler that records what it was
+// told.
+type settleRecorder struct {
 	store.Settler
-	naks *[]time.Duration
+	told *[]string
 }
 
-func (n nakRecorder) NakWithDelay(d time.Duration) error {
-	*n.naks = append(*n.naks, d)
+func (r settleRecorder) NakWithDelay(time.Duration) error {
+	*r.told = append(*r.told, "nak")
 	return nil
 }
 
-// TestPrefetchHandsBackStale: deliveries wait in the prefetch while every
-// slot is taken; the endpoint asks to wake when the oldest has waited a
-// third of AckWait, and then hands back (a nak with no delay, for any
-// gateway) those that waited that long, keeping the younger ones.
-func TestPrefetchHandsBackStale(t *testing.T) {
+func (r settleRecorder) InProgress() error {
+	*r.told = append(*r.told, "in progress")
+	return nil
+}
+
+// TestPrefetchKeepsStale: deliveries wait in the prefetch while every
+// slot is taken; the endpoint asks to wake when one has waited a third of
+// AckWait, and then tells the queue it still holds those that waited that
+// long (their AckWait starts again; a nak would count a delivery), keeping
+// them in their place.
+func TestPrefetchKeepsStale(t *testing.T) {
 	d, e, src := queueEndpoint(t, &sharedLogQueue{})
 	src.pulls = []*pull{{asked: 8, end: func() {}}}
 	e.mu.Lock()
 	e.inFlight = d.cfg.Concurrency // every slot taken: what comes waits in ready
 	e.mu.Unlock()
-	var naks []time.Duration
+	var told []string
 	queued := func(seq uint64) store.Queued {
-		return store.Queued{Record: store.Record{Seq: seq, ID: "e", Type: "a"}, Delivered: 1, Msg: nakRecorder{naks: &naks}}
+		return store.Queued{Record: store.Record{Seq: seq, ID: "e", Type: "a"}, Delivered: 1, Msg: settleRecorder{told: &told}}
 	}
 	src.received(queued(1), true)
 	src.received(queued(2), true)
@@ -113,16 +120,17 @@ func TestPrefetchHandsBackStale(t *testing.T) {
 		t.Fatalf("holdLimit %v, AckWait %v", hold, d.ackWait())
 	}
 	src.readyAt[0] = src.readyAt[0].Add(-hold) // the first has waited its limit, the second not
+	second := src.readyAt[1]
 	now := time.Now()
 	_, wake := src.take(true, 0, false, nil, time.Time{}, now)
-	if len(naks) != 1 || naks[0] != 0 {
-		t.Fatalf("naks %v, want the stale delivery handed back at once", naks)
+	if !slices.Equal(told, []string{"in progress"}) {
+		t.Fatalf("the queue was told %v, want the stale delivery in progress", told)
 	}
-	if len(src.ready) != 1 || src.ready[0].Seq != 2 {
-		t.Fatalf("ready %+v, want the younger delivery kept", src.ready)
+	if len(src.ready) != 2 || src.ready[0].Seq != 1 || !src.readyAt[0].Equal(now) {
+		t.Fatalf("ready %+v at %v, want both kept in order, the first kept now", src.ready, src.readyAt)
 	}
-	if want := src.readyAt[0].Add(hold); !wake.Equal(want) {
-		t.Fatalf("wake at %v, want %v: when the one left waits its limit", wake, want)
+	if want := second.Add(hold); !wake.Equal(want) {
+		t.Fatalf("wake at %v, want %v: when the second waits its limit", wake, want)
 	}
 }
 

@@ -102,4 +102,7 @@ type Settler interface {
 	NakWithDelay(delay time.Duration) error
 	// Term: given up; the queue forgets it.
 	Term() error
+	// InProgress: still held; the queue's AckWait starts again, and the
+	// delivery is not counted as handed out again.
+	InProgress() error
 }

@@ -2,7 +2,6 @@ package natsjs
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -14,42 +13,44 @@ import (
 )
 
 // Pulls. A queue's Fetch is one JetStream pull request on the webhook's
-// consumer ($JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>), answered on
-// the Log's pull inbox: one subscription for the pulls of every queue,
-// read by one goroutine (the puller's, started by Open and stopped by
-// Close). nats.go's Consumer.Fetch makes a subscription, a goroutine and
-// a jetstream.Msg per pull request; a busy webhook makes thousands a
-// second.
+// consumer ($JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer>), answered on a
+// reply subject of its own (inbox.<pull number>) whose subscription feeds
+// the Log's one channel of pulled messages, read by one goroutine (the
+// puller's, started by Open and stopped by Close). nats.go's
+// Consumer.Fetch adds a goroutine and a jetstream.Msg per pull request;
+// a busy webhook makes thousands a second.
 //
-// A delivered message keeps its own subject; its acknowledgement subject
-// names the consumer, so the puller hands it to the oldest open pull of
-// that webhook's queue. A status message comes on the reply subject of
-// its request (inbox.<pull number>): anything but a heartbeat (408
-// expired; 409 consumer deleted, leadership changed, max_bytes reached)
-// ends that pull.
-// A pull also ends when it has brought what it asked for or when its ctx
-// ends; its channel is closed then. A message for a queue with no open
-// pull (its pull ended while the server still sent) goes straight back
-// to the queue, a nak with no delay, for the next pull of any gateway.
+// A pull ends when it has brought what it asked for, when the server ends
+// it (a status message: 408 expired; 409 consumer deleted, leadership
+// changed, max_bytes reached; 503 no responders), when its ctx ends, or
+// when the Log closes; its channel is closed then and its subscription
+// removed, so that the server drops the request rather than go on
+// handing it messages nobody takes. A message that was already on its way
+// to an ended pull goes straight back to the queue (a nak with no delay).
 
 // pullMaxExpiry bounds a pull request whose ctx has no deadline.
 const pullMaxExpiry = 30 * time.Second
 
+// pulledMax bounds the channel of pulled messages: open pulls ask for at
+// most the endpoints' prefetch each (a few hundred messages), so it does
+// not fill; when it does, nats.go drops what comes (those deliveries come
+// again after their AckWait).
+const pulledMax = 1 << 16
+
 // puller routes the messages of every open pull request.
 type puller struct {
-	l     *Log
-	inbox string // replies arrive on inbox.<pull number>
-	sub   *nats.Subscription
+	l      *Log
+	inbox  string // pull n's replies come on inbox.<n>
+	pulled chan *nats.Msg
 
-	mu     sync.Mutex
-	next   uint64
-	open   map[uint64]*pullReq   // nil once closed
-	queues map[string][]*pullReq // the open pulls by consumer, oldest first
+	mu   sync.Mutex
+	next uint64
+	open map[*nats.Subscription]*pullReq // nil once closed
 }
 
 // pullReq is one open pull request.
 type pullReq struct {
-	id   uint64
+	sub  *nats.Subscription
 	q    *queue
 	ch   chan store.Queued // capacity: what it asked for, so sends never block
 	left int               // messages it may still bring
@@ -57,47 +58,38 @@ type pullReq struct {
 }
 
 func (l *Log) newPuller() (*puller, error) {
-	p := &puller{l: l, inbox: nats.NewInbox(), open: make(map[uint64]*pullReq), queues: make(map[string][]*pullReq)}
-	sub, err := l.nc.SubscribeSync(p.inbox + ".*")
-	if err != nil {
-		return nil, fmt.Errorf("natsjs: pull inbox: %w", err)
-	}
-	// Unbounded in messages (every queue's MaxAckPending bounds them), and
-	// in bytes at what the server would send us at once.
-	if err := sub.SetPendingLimits(-1, int(max(64<<20, 4*l.nc.MaxPayload()))); err != nil {
-		_ = sub.Unsubscribe()
-		return nil, fmt.Errorf("natsjs: pull inbox: %w", err)
-	}
-	p.sub = sub
-	return p, nil
+	return &puller{l: l, inbox: nats.NewInbox(), pulled: make(chan *nats.Msg, pulledMax), open: make(map[*nats.Subscription]*pullReq)}, nil
 }
 
-// run hands the inbox's messages to their pulls until ctx ends.
+// run hands the pulled messages to their pulls until ctx ends.
 func (p *puller) run(ctx context.Context) {
 	for {
-		m, err := p.sub.NextMsgWithContext(ctx)
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, nats.ErrBadSubscription) || errors.Is(err, nats.ErrConnectionClosed) {
-				return
-			}
-			p.l.log.Warn("natsjs: pull inbox", "err", err)
-			continue
+		select {
+		case <-ctx.Done():
+			return
+		case m := <-p.pulled:
+			p.deliver(m)
 		}
-		p.deliver(m)
 	}
 }
 
-// close ends every open pull and stops taking new ones.
+// close ends every open pull and takes no more.
 func (p *puller) close() {
 	p.mu.Lock()
 	open := p.open
-	p.open, p.queues = nil, nil
+	p.open = nil
 	p.mu.Unlock()
 	for _, pr := range open {
-		pr.stop()
-		close(pr.ch)
+		pr.finish()
 	}
-	_ = p.sub.Unsubscribe()
+}
+
+// finish removes pr's subscription and closes its channel: pr is no
+// longer open.
+func (pr *pullReq) finish() {
+	_ = pr.sub.Unsubscribe()
+	pr.stop()
+	close(pr.ch)
 }
 
 // fetch opens a pull request of q for up to n messages in maxBytes (0:
@@ -110,70 +102,47 @@ func (p *puller) fetch(ctx context.Context, q *queue, n, maxBytes int) (<-chan s
 	if expires <= time.Millisecond {
 		return nil, fmt.Errorf("natsjs: pull for webhook %s: %w", q.id, context.DeadlineExceeded)
 	}
-	pr := &pullReq{q: q, ch: make(chan store.Queued, n), left: n}
 	p.mu.Lock()
 	if p.open == nil {
 		p.mu.Unlock()
 		return nil, store.ErrClosed
 	}
 	p.next++
-	id := p.next
-	pr.id = id
-	p.open[id] = pr
-	p.queues[q.id] = append(p.queues[q.id], pr)
-	pr.stop = context.AfterFunc(ctx, func() { p.end(id) })
+	reply := p.inbox + "." + strconv.FormatUint(p.next, 10)
+	sub, err := p.l.nc.ChanSubscribe(reply, p.pulled)
+	if err != nil {
+		p.mu.Unlock()
+		return nil, fmt.Errorf("natsjs: pull for webhook %s: %w", q.id, err)
+	}
+	pr := &pullReq{sub: sub, q: q, ch: make(chan store.Queued, n), left: n}
+	p.open[sub] = pr
+	pr.stop = context.AfterFunc(ctx, func() { p.end(sub) })
 	p.mu.Unlock()
 	body := fmt.Appendf(nil, `{"batch":%d,"expires":%d,"max_bytes":%d}`, n, expires.Nanoseconds(), maxBytes)
-	if err := p.l.nc.PublishRequest(q.nextSubj, p.inbox+"."+strconv.FormatUint(id, 10), body); err != nil {
-		p.end(id)
+	if err := p.l.nc.PublishRequest(q.nextSubj, reply, body); err != nil {
+		p.end(sub)
 		return nil, fmt.Errorf("natsjs: pull for webhook %s: %w", q.id, err)
 	}
 	return pr.ch, nil
 }
 
-// end ends pull id, if it is still open.
-func (p *puller) end(id uint64) {
+// end ends the pull of sub, if it is still open.
+func (p *puller) end(sub *nats.Subscription) {
 	p.mu.Lock()
-	pr := p.open[id]
-	if pr != nil {
-		p.removeLocked(pr)
-	}
+	pr := p.open[sub]
+	delete(p.open, sub)
 	p.mu.Unlock()
 	if pr != nil {
-		pr.stop()
-		close(pr.ch)
+		pr.finish()
 	}
 }
 
-// removeLocked takes pr off the open pulls.
-func (p *puller) removeLocked(pr *pullReq) {
-	delete(p.open, pr.id)
-	list := p.queues[pr.q.id]
-	for i, o := range list {
-		if o == pr {
-			list = append(list[:i], list[i+1:]...)
-			break
-		}
-	}
-	if len(list) == 0 {
-		delete(p.queues, pr.q.id)
-	} else {
-		p.queues[pr.q.id] = list
-	}
-}
-
-// deliver hands m to the oldest open pull of its queue, or ends the pull
-// a status message answers.
+// deliver hands m to its pull, or ends the pull a status message answers.
 func (p *puller) deliver(m *nats.Msg) {
 	if len(m.Data) == 0 && m.Reply == "" {
 		if status := m.Header.Get(hdrStatus); status != "" {
-			if status == "100" { // a heartbeat
-				return
-			}
-			if n, ok := strings.CutPrefix(m.Subject, p.inbox+"."); ok {
-				if id, err := strconv.ParseUint(n, 10, 64); err == nil {
-					p.end(id)
-				}
+			if status != "100" { // not a heartbeat: the request is over
+				p.end(m.Sub)
 			}
 			return
 		}
@@ -188,29 +157,26 @@ func (p *puller) deliver(m *nats.Msg) {
 		p.l.log.Warn("natsjs: not an eventgate event; skipped", "webhook", md.consumer, "err", err)
 	}
 	p.mu.Lock()
-	var full *pullReq // the pull this message completes
-	open := false
-	if list := p.queues[md.consumer]; len(list) > 0 {
-		open = true
-		pr := list[0]
+	pr := p.open[m.Sub]
+	full := false
+	if pr != nil {
 		if err == nil {
 			pr.ch <- store.Queued{Record: rec, Delivered: int(md.delivered), Pending: md.pending, Msg: ack}
 		}
 		if pr.left--; pr.left == 0 {
-			p.removeLocked(pr)
-			full = pr
+			delete(p.open, m.Sub)
+			full = true
 		}
 	}
 	p.mu.Unlock()
 	switch {
 	case err != nil:
 		_ = ack.Term()
-	case !open: // no pull open: back to the queue
+	case pr == nil: // its pull has ended: back to the queue
 		_ = ack.NakWithDelay(0)
 	}
-	if full != nil {
-		full.stop()
-		close(full.ch)
+	if full { // it has brought all it asked for
+		pr.finish()
 	}
 }
 
@@ -268,3 +234,6 @@ func (a *ackReply) NakWithDelay(delay time.Duration) error {
 
 // Term implements store.Settler.
 func (a *ackReply) Term() error { return a.nc.Publish(a.subj, []byte("+TERM")) }
+
+// InProgress implements store.Settler.
+func (a *ackReply) InProgress() error { return a.nc.Publish(a.subj, []byte("+WPI")) }

@@ -107,13 +107,13 @@ func TestQueueDeliveryLogPacked(t *testing.T) {
 	}
 }
 
-// What the server still sends a pull whose ctx ended is not lost with
-// it: the next pull gets it, long before AckWait (a minute) would hand
-// it out again.
+// A pull whose ctx ended takes nothing more, and what was on its way to
+// it is not lost: the next pull gets it, long before AckWait (a minute)
+// would hand it out again, and without a delivery counted per hand-back.
 func TestQueuePullEndedHandsBack(t *testing.T) {
 	_, l, q, ctx := openQueue(t, "LATE", "wh_late")
 	pctx, end := context.WithTimeout(ctx, 8*time.Second) // the server keeps the request open that long
-	stale, err := q.Fetch(pctx, 1, 0)
+	stale, err := q.Fetch(pctx, 50, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,8 +132,10 @@ func TestQueuePullEndedHandsBack(t *testing.T) {
 	if !ok {
 		t.Fatal("the pull ended with nothing: the delivery is stuck with the ended pull until AckWait")
 	}
-	// The server handed e1 to the ended pull's request; the Log handed
-	// it to the open pull, or back to the queue when none was open yet.
+	// The ended pull's request, asked for 50, is dropped by the server:
+	// e1 comes to the open pull once, or twice if it was already on its
+	// way to the ended one (then handed back at once). A request the
+	// server kept would take it again after every hand-back.
 	if m.ID != "e1" || m.Delivered > 2 {
 		t.Fatalf("got %s, delivery %d; want e1, handed back at most once", m.ID, m.Delivered)
 	}
@@ -143,7 +145,8 @@ func TestQueuePullEndedHandsBack(t *testing.T) {
 }
 
 // A pull bounded in bytes brings what fits (the bound raised to one
-// message of the largest the server takes, so the first always comes).
+// message of the largest the server takes, so the first always comes),
+// and ends when the server says the next does not fit.
 func TestQueuePullBoundedInBytes(t *testing.T) {
 	nc, l, q, ctx := openQueue(t, "BYTES", "wh_bytes")
 	big := []byte(`"` + strings.Repeat("x", int(nc.MaxPayload())*2/5) + `"`) // 3 of them pass max_payload, 2 do not
@@ -152,6 +155,7 @@ func TestQueuePullBoundedInBytes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	start := time.Now()
 	ch, err := q.Fetch(ctx, 3, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -165,6 +169,11 @@ func TestQueuePullBoundedInBytes(t *testing.T) {
 	}
 	if len(got) != 2 {
 		t.Fatalf("a pull of 3 bounded to one max_payload brought %v, want the 2 that fit", got)
+	}
+	// The server ends the request (409) when the third does not fit: the
+	// pull ends then, not when its ctx (10 s) does.
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("the pull ended after %v: the server's end of the request was missed", d)
 	}
 }
 
@@ -181,4 +190,52 @@ func openQueue(t *testing.T, stream, id string) (*nats.Conn, *natsjs.Log, store.
 		t.Fatal(err)
 	}
 	return nc, l, q, ctx
+}
+
+// A delivery kept in progress is not handed out again when its AckWait
+// (here 1 s) would have passed: a second pull open meanwhile gets nothing.
+func TestQueueInProgressHolds(t *testing.T) {
+	nc := connect(t, startServer(t, t.TempDir()))
+	l := mustOpen(t, natsjs.Config{Conn: nc, Stream: "HOLD", Prefix: "hold", MaxMsgs: 100})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	q, err := l.OpenQueue(ctx, store.Webhook{ID: "wh_hold"}, store.QueueConfig{MaxPending: 10, AckWait: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(ctx, []store.Event{{ID: "e1", Type: "a.b", Source: "t", Data: []byte(`1`)}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	first, err := q.Fetch(ctx, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, ok := <-first
+	if !ok {
+		t.Fatal("no delivery")
+	}
+	wctx, end := context.WithTimeout(ctx, 2500*time.Millisecond) // 2.5 AckWaits
+	defer end()
+	second, err := q.Fetch(wctx, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keep := time.NewTicker(300 * time.Millisecond)
+	defer keep.Stop()
+	for done := false; !done; {
+		select {
+		case again, ok := <-second:
+			if ok {
+				t.Fatalf("handed out again (delivery %d) while kept in progress", again.Delivered)
+			}
+			done = true
+		case <-keep.C:
+			if err := m.Msg.InProgress(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := m.Msg.Ack(); err != nil {
+		t.Fatal(err)
+	}
 }
