@@ -111,7 +111,9 @@ const eventOverhead = 512
 // more than the room left, in bytes too when the events' recent size says
 // it could bring more (a byte bound costs JetStream: measured on an R3
 // consumer, pulls with max_bytes delivered 22% less, so small events are
-// bounded by count alone); when sizes jump, one pull may bring more.
+// bounded by count alone); an endpoint's first pull, before any size is
+// known, asks for as many events as 1 MiB ones would fit; when sizes
+// jump, one pull may bring more.
 const prefetchBytes = 8 << 20
 
 // prefetchLocked is how many deliveries may wait in ready beside the
@@ -179,12 +181,11 @@ func (s *queueSource) take(can bool, free int, draining bool, _ *[]store.Record,
 	if now.Before(s.pullAfter) {
 		wake = earliest(wake, s.pullAfter)
 	}
-	var maxBytes int // none while want events of the recent size fit
-	est := s.eventSize
-	if est == 0 { // nothing seen yet: the first pull is bounded in bytes
-		est = room
+	var maxBytes int      // none while want events of the recent size fit
+	if s.eventSize == 0 { // nothing seen yet: the first pull is bounded by count, as if events were 1 MiB
+		want = min(want, max(1, room>>20))
 	}
-	if want*est > room {
+	if want*s.eventSize > room {
 		maxBytes = room
 	}
 	e.mu.Unlock()

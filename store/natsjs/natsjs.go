@@ -112,10 +112,8 @@ type Config struct {
 
 // Log is a store.Log on a JetStream stream. It is safe for concurrent use.
 // Open starts its goroutines: a watcher that follows the stream so that
-// Bounds and Wait see appends made through other gateways, the writers
-// that send Appends to the stream (see Append), and the puller that
-// hands the webhook queues' pull requests their messages (see Fetch);
-// Close stops them.
+// Bounds and Wait see appends made through other gateways, and the
+// writers that send Appends to the stream (see Append); Close stops them.
 type Log struct {
 	cfg     Config
 	nc      *nats.Conn
@@ -144,11 +142,6 @@ type Log struct {
 	stopWriters context.CancelFunc
 	writersDone sync.WaitGroup
 	soloSem     chan struct{} // soloSlots: Appends published alone
-
-	// The queues' pull requests (pull.go).
-	pulls     *puller
-	stopPulls context.CancelFunc
-	pullsDone chan struct{}
 
 	stopped atomic.Bool
 	iter    jetstream.MessagesContext
@@ -311,18 +304,6 @@ func (l *Log) open(ctx context.Context) error {
 		it.Stop()
 		return err
 	}
-	p, err := l.newPuller()
-	if err != nil {
-		l.closeWriters()
-		it.Stop()
-		return err
-	}
-	pctx, stopPulls := context.WithCancel(context.Background())
-	l.pulls, l.stopPulls, l.pullsDone = p, stopPulls, make(chan struct{})
-	go func() {
-		defer close(l.pullsDone)
-		p.run(pctx)
-	}()
 	l.iter = it
 	wctx, stop := context.WithCancel(context.Background())
 	l.stop = stop
@@ -492,9 +473,6 @@ func (l *Log) Close() error {
 		return nil
 	}
 	l.closeWriters()
-	l.stopPulls()
-	<-l.pullsDone
-	l.pulls.close()
 	l.stop()
 	l.iter.Stop()
 	<-l.done

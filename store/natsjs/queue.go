@@ -201,17 +201,49 @@ func (q *queue) update(ctx context.Context, have jetstream.ConsumerConfig, subje
 	return nil
 }
 
-// Fetch implements store.DeliveryQueue with one pull request, answered
-// on the Log's pull inbox (pull.go). A byte bound is raised to what one
-// message may take (max_payload, and room for its subject, its
+// Fetch implements store.DeliveryQueue with one pull request (nats.go's
+// Consumer.Fetch: a subscription of its own, which it removes when the
+// request ends, so that the server drops the request). A small goroutine
+// per request turns the messages into Queued values; it ends when the
+// request does (ctx's deadline at the latest). A byte bound is raised to
+// what one message may take (max_payload, and room for its subject, its
 // acknowledgement subject and headers, which JetStream counts too): a
 // request whose first message is larger than its max_bytes ends with
 // nothing.
+//
+// (A version with one inbox for every pull request of the Log, routing
+// by consumer, was 8% faster draining a backlog, but the server cannot be
+// told that a request was given up when its reply subject is shared: it
+// went on handing that request messages, each handed back counted as a
+// delivery, so as retries spent.)
 func (q *queue) Fetch(ctx context.Context, n, maxBytes int) (<-chan store.Queued, error) {
+	opts := []jetstream.FetchOpt{jetstream.FetchContext(ctx)}
 	if maxBytes > 0 {
-		maxBytes = max(maxBytes, int(q.l.nc.MaxPayload())+4*maxHeaders)
+		opts = append(opts, jetstream.FetchMaxBytes(max(maxBytes, int(q.l.nc.MaxPayload())+4*maxHeaders)))
 	}
-	return q.l.pulls.fetch(ctx, q, n, maxBytes)
+	b, err := q.cons.Fetch(n, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("natsjs: fetch for webhook %s: %w", q.id, err)
+	}
+	out := make(chan store.Queued, n) // never more than n: sends never block
+	go func() {
+		defer close(out)
+		for m := range b.Messages() {
+			md, err := m.Metadata()
+			if err != nil {
+				_ = m.Term()
+				continue
+			}
+			rec, err := q.l.recordOf(md.Sequence.Stream, m.Subject(), md.Timestamp, m.Data())
+			if err != nil {
+				q.l.log.Warn("natsjs: not an eventgate event; skipped", "webhook", q.id, "err", err)
+				_ = m.Term()
+				continue
+			}
+			out <- store.Queued{Record: rec, Delivered: int(md.NumDelivered), Pending: md.NumPending, Msg: m}
+		}
+	}()
+	return out, nil
 }
 
 // SetTypes implements store.DeliveryQueue.

@@ -107,12 +107,13 @@ func TestQueueDeliveryLogPacked(t *testing.T) {
 	}
 }
 
-// A pull whose ctx ended takes nothing more, and what was on its way to
-// it is not lost: the next pull gets it, long before AckWait (a minute)
-// would hand it out again, and without a delivery counted per hand-back.
+// A pull whose ctx ended takes nothing more, and what the server still
+// hands its request is not lost: the next pull gets it, long before
+// AckWait (a minute) would hand it out again, and without a delivery
+// counted per hand-back.
 func TestQueuePullEndedHandsBack(t *testing.T) {
 	_, l, q, ctx := openQueue(t, "LATE", "wh_late")
-	pctx, end := context.WithTimeout(ctx, 8*time.Second) // the server keeps the request open that long
+	pctx, end := context.WithTimeout(ctx, 2*time.Second) // the server keeps the request open that long
 	stale, err := q.Fetch(pctx, 50, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -132,10 +133,11 @@ func TestQueuePullEndedHandsBack(t *testing.T) {
 	if !ok {
 		t.Fatal("the pull ended with nothing: the delivery is stuck with the ended pull until AckWait")
 	}
-	// The ended pull's request, asked for 50, is dropped by the server:
-	// e1 comes to the open pull once, or twice if it was already on its
-	// way to the ended one (then handed back at once). A request the
-	// server kept would take it again after every hand-back.
+	// The ended pull's request, asked for 50, stays open on the server
+	// for up to 2 s: e1 comes to the open pull, or, when it went to the
+	// ended one first, once more after that request has expired. Handed
+	// back at once, it would go to the same request again and again, a
+	// delivery counted each time.
 	if m.ID != "e1" || m.Delivered > 2 {
 		t.Fatalf("got %s, delivery %d; want e1, handed back at most once", m.ID, m.Delivered)
 	}
