@@ -17,6 +17,7 @@ import (
 	"github.com/eventgate/eventgate/api"
 	"github.com/eventgate/eventgate/dispatch"
 	"github.com/eventgate/eventgate/gateway"
+	"github.com/eventgate/eventgate/internal/gatewaytest"
 	"github.com/eventgate/eventgate/store"
 	"github.com/eventgate/eventgate/store/natsjs"
 	"github.com/getkin/kin-openapi/openapi3"
@@ -127,21 +128,7 @@ func startGateway(t testing.TB, tweak ...func(*options)) *testGateway {
 	srv := api.New(cfg)
 	ts := httptest.NewServer(srv)
 
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = hub.Run(ctx) })
-	wg.Go(func() { _ = disp.Run(ctx) })
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer scancel()
-		_ = pub.Shutdown(sctx)
-		_ = hub.Shutdown(sctx)
-		_ = disp.Shutdown(sctx)
-		cancel()
-		wg.Wait()
-		ts.Close()
-		_ = ring.Close()
-	})
+	t.Cleanup(gatewaytest.Run(pub, hub, disp, ts, ring, 10*time.Second))
 	return &testGateway{
 		URL: ts.URL, Ring: ring, NATS: o.NATS != nil, Pub: pub, Hub: hub, Disp: disp, Registry: reg, Server: ts,
 		Client: &http.Client{Transport: newSpecCheck(t, ts.URL, ts.Client().Transport), Timeout: 30 * time.Second},

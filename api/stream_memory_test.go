@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/eventgate/eventgate/api"
 	"github.com/eventgate/eventgate/dispatch"
 	"github.com/eventgate/eventgate/gateway"
+	"github.com/eventgate/eventgate/internal/gatewaytest"
 	"github.com/eventgate/eventgate/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -77,24 +77,13 @@ func TestStreamSlowClientsShareEventBytes(t *testing.T) {
 	ln := &bigWriteListener{Listener: ts.Listener, bigWrites: make(chan struct{}, clients)}
 	ts.Listener = ln
 	ts.Start()
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = hub.Run(ctx) })
-	wg.Go(func() { _ = disp.Run(ctx) })
+	stop := gatewaytest.Run(pub, hub, disp, ts, ring, 30*time.Second)
 	var conns []*websocket.Conn
 	t.Cleanup(func() {
 		for _, c := range conns {
 			_ = c.CloseNow() // the stuck writes fail
 		}
-		sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer scancel()
-		_ = pub.Shutdown(sctx)
-		_ = hub.Shutdown(sctx)
-		_ = disp.Shutdown(sctx)
-		cancel()
-		wg.Wait()
-		ts.Close()
-		_ = ring.Close()
+		stop()
 	})
 
 	// Clients with a small receive window read their hello, then nothing.

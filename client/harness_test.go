@@ -15,6 +15,7 @@ import (
 	"github.com/eventgate/eventgate/client"
 	"github.com/eventgate/eventgate/dispatch"
 	"github.com/eventgate/eventgate/gateway"
+	"github.com/eventgate/eventgate/internal/gatewaytest"
 	"github.com/eventgate/eventgate/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
@@ -67,24 +68,7 @@ func startGateway(t testing.TB, cfg gwConfig) *testGateway {
 	ts.Listener = ln
 	ts.Start()
 
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = hub.Run(ctx) })
-	wg.Go(func() { _ = disp.Run(ctx) })
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer scancel()
-			_ = pub.Shutdown(sctx)
-			_ = hub.Shutdown(sctx)
-			_ = disp.Shutdown(sctx)
-			cancel()
-			wg.Wait()
-			ts.Close()
-			_ = ring.Close()
-		})
-	}
+	stop := gatewaytest.Run(pub, hub, disp, ts, ring, 10*time.Second)
 	t.Cleanup(stop)
 	return &testGateway{URL: ts.URL, Addr: ln.Addr().String(), Epoch: ring.Bounds().Epoch, Pub: pub, stop: stop}
 }

@@ -2,18 +2,11 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/eventgate/eventgate/api"
-	"github.com/eventgate/eventgate/dispatch"
-	"github.com/eventgate/eventgate/gateway"
-	"github.com/eventgate/eventgate/store"
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/eventgate/eventgate/internal/gatewaytest"
 )
 
 // startEventgate runs the real router, hub and dispatcher over a ring in
@@ -21,28 +14,7 @@ import (
 // at cleanup.
 func startEventgate(tb testing.TB) *server {
 	tb.Helper()
-	ring := store.NewRing(1 << 16)
-	reg := prometheus.NewRegistry()
-	pub := gateway.NewPublisher(ring)
-	hub := gateway.NewHub(ring, gateway.HubConfig{Registerer: reg})
-	disp := dispatch.New(pub, dispatch.Config{AllowPrivateTargets: true, Registerer: reg})
-	ts := httptest.NewServer(api.New(api.Config{Publisher: pub, Hub: hub, Dispatcher: disp, Registry: reg, Capacity: ring.Capacity}))
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = hub.Run(ctx) })
-	wg.Go(func() { _ = disp.Run(ctx) })
-	tb.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		_ = pub.Shutdown(sctx)
-		_ = hub.Shutdown(sctx)
-		_ = disp.Shutdown(sctx)
-		cancel()
-		wg.Wait()
-		ts.Close()
-		_ = ring.Close()
-	})
-	return &server{target: targetEventgate, url: ts.URL, stop: func() {}}
+	return &server{target: targetEventgate, url: gatewaytest.Ring(tb, 1<<16), stop: func() {}}
 }
 
 // spawn starts a baseline as a sibling process (this test binary, through

@@ -14,44 +14,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/eventgate/eventgate/api"
-	"github.com/eventgate/eventgate/dispatch"
-	"github.com/eventgate/eventgate/gateway"
 	"github.com/eventgate/eventgate/internal/apiclient"
-	"github.com/eventgate/eventgate/store"
-	"github.com/prometheus/client_golang/prometheus"
+	"github.com/eventgate/eventgate/internal/gatewaytest"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// startGateway runs a real gateway on the ring store behind an httptest
-// server, as main wires it, with webhooks allowed to reach 127.0.0.1, and
-// shuts it down in the contract's order when the test ends.
+// startGateway runs a real gateway on the ring store (gatewaytest.Ring),
+// with webhooks allowed to reach 127.0.0.1.
 func startGateway(t *testing.T) string {
 	t.Helper()
-	ring := store.NewRing(1000)
-	reg := prometheus.NewRegistry()
-	pub := gateway.NewPublisher(ring)
-	hub := gateway.NewHub(ring, gateway.HubConfig{Registerer: reg})
-	disp := dispatch.New(pub, dispatch.Config{AllowPrivateTargets: true, Registerer: reg})
-	ts := httptest.NewServer(api.New(api.Config{Publisher: pub, Hub: hub, Dispatcher: disp, Registry: reg, Capacity: ring.Capacity}))
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = hub.Run(ctx) })
-	wg.Go(func() { _ = disp.Run(ctx) })
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer scancel()
-		_ = pub.Shutdown(sctx)
-		_ = hub.Shutdown(sctx)
-		_ = disp.Shutdown(sctx)
-		cancel()
-		wg.Wait()
-		ts.Close()
-		_ = ring.Close()
-	})
-	return ts.URL
+	return gatewaytest.Ring(t, 1000)
 }
 
 // wire records the body of every request the generated client sends, so
