@@ -349,6 +349,15 @@ func (e *endpoint) step(buf *[]store.Record) (<-chan struct{}, time.Time) {
 	return e.src.take(canRead, free, draining, buf, wake, now)
 }
 
+// canStartLocked reports whether one more attempt may start now: a slot
+// is free, the attempts in flight and the retries waiting stay under
+// MaxRetrying (each attempt may come back as a retry), and the rate limit
+// has a token. step applies the same bounds to what it starts.
+func (e *endpoint) canStartLocked(now time.Time) bool {
+	d := e.d
+	return e.inFlight < d.cfg.Concurrency && e.retrying+e.inFlight < d.cfg.MaxRetrying && e.bucket.available(now) > 0
+}
+
 // takeLocked turns a record into a delivery and launches its first
 // attempt (the caller has checked slots and tokens).
 func (e *endpoint) takeLocked(rec store.Record, now time.Time, origin string) {

@@ -253,8 +253,10 @@ func (s *queueSource) incoming() <-chan store.Queued {
 }
 
 // received books a delivery the oldest pull request brought: attempted at
-// once when a slot is free and nothing was prefetched before it, kept in
-// ready otherwise. ok false is the request's end.
+// once when nothing was prefetched before it and the endpoint may start an
+// attempt now (as step counts: a free slot, room under MaxRetrying, a
+// rate-limit token), kept in ready otherwise. ok false is the request's
+// end.
 func (s *queueSource) received(m store.Queued, ok bool) {
 	e := s.e
 	p := s.pulls[0]
@@ -281,11 +283,12 @@ func (s *queueSource) received(m store.Queued, ok bool) {
 	p.got++
 	s.lag = m.Pending
 	s.eventSize += (len(m.JSON) + eventOverhead - s.eventSize) / 4 // a jump shows within a few events
-	if len(s.ready) == 0 && e.inFlight < e.d.cfg.Concurrency {
-		_, settle = s.takeLocked(m, time.Now())
+	now := time.Now()
+	if len(s.ready) == 0 && e.canStartLocked(now) {
+		_, settle = s.takeLocked(m, now)
 	} else {
 		s.ready = append(s.ready, m)
-		s.readyAt = append(s.readyAt, time.Now())
+		s.readyAt = append(s.readyAt, now)
 		s.readyBytes += len(m.JSON)
 	}
 	e.mu.Unlock()

@@ -226,3 +226,64 @@ func queueEndpoint(t *testing.T, q store.DeliveryQueue) (*Dispatcher, *endpoint,
 	e.src = src
 	return d, e, src
 }
+
+// TestReceivedHonoursTheEndpointsBounds: what a pull brings starts at
+// once only within the bounds step applies (a rate-limit token, room
+// under MaxRetrying, a free slot); the rest waits in ready, in order, and
+// starts when the bound allows.
+func TestReceivedHonoursTheEndpointsBounds(t *testing.T) {
+	queued := func(seq uint64) store.Queued {
+		return store.Queued{Record: store.Record{Seq: seq, ID: "e", Type: "a"}, Delivered: 1, Msg: settleRecorder{told: new([]string)}}
+	}
+	received := func(src *queueSource, seqs ...uint64) {
+		src.pulls = []*pull{{asked: len(seqs), end: func() {}}}
+		for _, s := range seqs {
+			src.received(queued(s), true)
+		}
+	}
+	readySeqs := func(src *queueSource) []uint64 {
+		var out []uint64
+		for _, m := range src.ready {
+			out = append(out, m.Seq)
+		}
+		return out
+	}
+
+	t.Run("rate limit", func(t *testing.T) {
+		_, e, src := queueEndpoint(t, &sharedLogQueue{})
+		e.mu.Lock()
+		e.hook.RateLimit = 1 // one token at first (the burst), the next a second later
+		e.bucket.set(1, 0, time.Now())
+		e.mu.Unlock()
+		received(src, 1, 2, 3)
+		e.mu.Lock()
+		inFlight, ready := e.inFlight, readySeqs(src)
+		e.mu.Unlock()
+		if inFlight != 1 || !slices.Equal(ready, []uint64{2, 3}) {
+			t.Fatalf("%d in flight, %v ready; want 1 started (one token) and 2, 3 waiting", inFlight, ready)
+		}
+		// A second later the next token starts the next one, and only it.
+		e.mu.Lock()
+		e.inFlight = 0 // the first attempt has ended
+		e.mu.Unlock()
+		src.take(true, 1, false, nil, time.Time{}, time.Now().Add(time.Second))
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if ready := readySeqs(src); !slices.Equal(ready, []uint64{3}) || e.inFlight != 1 {
+			t.Fatalf("%d in flight, %v ready; want the next one started with its token", e.inFlight, ready)
+		}
+	})
+
+	t.Run("max retrying", func(t *testing.T) {
+		d, e, src := queueEndpoint(t, &sharedLogQueue{})
+		e.mu.Lock()
+		e.retrying = d.cfg.MaxRetrying - 1 // room for one attempt: it may come back as a retry
+		e.mu.Unlock()
+		received(src, 1, 2)
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if ready := readySeqs(src); e.inFlight != 1 || !slices.Equal(ready, []uint64{2}) {
+			t.Fatalf("%d in flight, %v ready; want 1 started and 2 waiting under MaxRetrying %d", e.inFlight, ready, d.cfg.MaxRetrying)
+		}
+	})
+}
