@@ -318,3 +318,54 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Fatalf("no metric %s", name)
 	return 0
 }
+
+// gatedUpdates is a registry whose updates wait until gate is closed: a
+// slow registry (a NATS key-value bucket across a round trip).
+type gatedUpdates struct {
+	store.Webhooks
+	gate chan struct{}
+}
+
+func (g *gatedUpdates) Update(ctx context.Context, id string, fn func(*store.Webhook) error) (store.Webhook, error) {
+	<-g.gate
+	return g.Webhooks.Update(ctx, id, fn)
+}
+
+// TestGoneDisableShowsBeforeItIsStored: the delivery whose 410 disabled
+// the webhook is listed at once; while the registry is still storing the
+// disable, Get and List already show the webhook disabled, not enabled
+// beside a failed delivery that says it was disabled.
+func TestGoneDisableShowsBeforeItIsStored(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ep := &fakeEndpoint{answer: func(int) (int, http.Header) { return http.StatusGone, nil }}
+		hooks := &gatedUpdates{Webhooks: &store.MemWebhooks{}, gate: make(chan struct{})}
+		b, stop := startBubble(t, ep, dispatch.Config{Webhooks: hooks})
+		defer stop()
+		b.publish(t, 1)
+		synctest.Wait() // attempted, failed, and the disable waits at the registry
+		if d := b.only(t); d.Status != store.DeliveryFailed {
+			t.Fatalf("delivery %+v, want failed", d)
+		}
+		check := func(when string) {
+			t.Helper()
+			w, err := b.disp.Get(context.Background(), b.hook.ID)
+			if err != nil || w.Enabled || w.DisabledReason != dispatch.ReasonGone {
+				t.Fatalf("%s: Get = %+v, %v; want disabled for the 410", when, w, err)
+			}
+			ws, err := b.disp.List(context.Background())
+			if err != nil || len(ws) != 1 || ws[0].Enabled {
+				t.Fatalf("%s: List = %+v, %v; want it disabled", when, ws, err)
+			}
+		}
+		check("while the registry stores it")
+		if stored, _ := hooks.Webhooks.Get(context.Background(), b.hook.ID); !stored.Enabled {
+			t.Fatal("the registry has the disable already: the test shows nothing")
+		}
+		close(hooks.gate)
+		synctest.Wait()
+		check("once stored")
+		if stored, _ := hooks.Webhooks.Get(context.Background(), b.hook.ID); stored.Enabled {
+			t.Fatal("the disable was never stored")
+		}
+	})
+}

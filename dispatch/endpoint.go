@@ -68,6 +68,9 @@ type endpoint struct {
 	// failingSince is when the first failed attempt of the current
 	// failure streak started; zero after a success.
 	failingSince time.Time
+	// disabling is a disable this endpoint decided and has not stored yet
+	// (see persistDisabled); Get and List show it meanwhile.
+	disabling    *pendingDisable
 	replay       *replayRange // a replay in progress; nil when none
 	tails        map[*Tail]struct{}
 	ops          pendingOps // work for flushOps, outside mu

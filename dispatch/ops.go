@@ -87,7 +87,28 @@ func (e *endpoint) disableLocked(reason string, now time.Time) bool {
 	e.hook.Enabled, e.hook.DisabledReason = false, reason
 	e.failingSince = time.Time{}
 	e.hs.reset()
+	e.disabling = &pendingDisable{reason: reason, at: now}
 	return true
+}
+
+// pendingDisable is a disable an endpoint decided, on its way to the
+// registry.
+type pendingDisable struct {
+	reason string
+	at     time.Time
+}
+
+// overlayDisabling shows on w, as read from the registry, a disable this
+// endpoint decided and has not stored yet (unless w was updated after
+// it): the delivery whose outcome disabled the webhook is listed at once,
+// and the webhook must not read as enabled beside it.
+func (e *endpoint) overlayDisabling(w *store.Webhook) {
+	e.mu.Lock()
+	p := e.disabling
+	e.mu.Unlock()
+	if p != nil && w.Enabled && !w.UpdatedAt.After(p.at) {
+		w.Enabled, w.DisabledReason, w.UpdatedAt = false, p.reason, p.at.UTC()
+	}
 }
 
 // persistDisabled stores a disable decided by the endpoint, unless the
@@ -108,6 +129,11 @@ func (e *endpoint) persistDisabled(reason string, at time.Time) {
 	if err != nil && !errors.Is(err, errSkip) && e.ctx.Err() == nil {
 		d.cfg.Logger.Error("cannot store the disabled webhook", "webhook", e.id, "err", err)
 	}
+	e.mu.Lock()
+	if e.disabling != nil && e.disabling.at.Equal(at) {
+		e.disabling = nil // stored, or a later update won: the registry says
+	}
+	e.mu.Unlock()
 	d.publishOp(e.ctx, gateway.TypeWebhookDisabled, e.id, WebhookDisabledData{WebhookID: e.id, Reason: reason})
 }
 

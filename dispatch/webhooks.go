@@ -98,12 +98,24 @@ const (
 // Get returns the webhook stored under id, or an error wrapping
 // store.ErrNotFound.
 func (d *Dispatcher) Get(ctx context.Context, id string) (store.Webhook, error) {
-	return d.hooks.Get(ctx, id)
+	w, err := d.hooks.Get(ctx, id)
+	if err == nil {
+		if ep, lerr := d.local(id); lerr == nil {
+			ep.overlayDisabling(&w)
+		}
+	}
+	return w, err
 }
 
 // List returns every webhook, oldest first.
 func (d *Dispatcher) List(ctx context.Context) ([]store.Webhook, error) {
-	return d.hooks.List(ctx)
+	ws, err := d.hooks.List(ctx)
+	for i := range ws {
+		if ep, lerr := d.local(ws[i].ID); lerr == nil {
+			ep.overlayDisabling(&ws[i])
+		}
+	}
+	return ws, err
 }
 
 // Stats returns the live figures of webhook id (zero for an unknown id).
