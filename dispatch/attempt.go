@@ -61,15 +61,31 @@ func (e *endpoint) submitLocked(j attemptJob) {
 // settle books an attempt's result. A direct attempt (launched alone, on
 // a source that settles without I/O: moderate rates) is booked by its
 // worker (finish), which wakes the endpoint goroutine only when that gives
-// it work: no hand-off per delivery. Otherwise the result goes to the
-// endpoint goroutine: a queue source settles there, and attempts that
-// overlap (high rates) are booked together before the endpoint reads the
-// log once for the slots they free, with no worker contending for the
-// endpoint's mutex. Once the endpoint has stopped, the result is left
-// unbooked, as report leaves it.
+// it work: no hand-off per delivery. On a queue source (chain) every
+// attempt is booked by its worker, which settles it with the queue and
+// starts the next prefetched delivery itself (measured on embedded NATS,
+// draining a backlog: +11% over handing each result to the endpoint
+// goroutine, whose turn on a busy CPU held the slots up); the endpoint
+// goroutine is poked to refill the prefetch and flush the states noted.
+// Otherwise (the log's cursor at high rates) the result goes to the
+// endpoint goroutine: attempts that overlap are booked together before
+// the endpoint reads the log once for the slots they free, with no worker
+// contending for the endpoint's mutex. Once the endpoint has stopped, the
+// result is left unbooked, as report leaves it; a handshake's result
+// always goes to the endpoint goroutine.
 func (e *endpoint) settle(direct bool, r result) {
-	if !direct || e.ctx.Err() != nil {
+	if e.ctx.Err() != nil || r.hs != nil || (!direct && !e.chain) {
 		e.report(r)
+		return
+	}
+	if e.chain {
+		e.finish(r)
+		qs := e.src.(*queueSource)
+		e.mu.Lock()
+		settles := qs.chainLocked(time.Now())
+		e.mu.Unlock()
+		qs.settle(settles)
+		e.poke()
 		return
 	}
 	if e.finish(r) {

@@ -358,13 +358,13 @@ func TestGoneDisableShowsBeforeItIsStored(t *testing.T) {
 			}
 		}
 		check("while the registry stores it")
-		if stored, _ := hooks.Webhooks.Get(context.Background(), b.hook.ID); !stored.Enabled {
+		if stored, _ := hooks.Get(context.Background(), b.hook.ID); !stored.Enabled {
 			t.Fatal("the registry has the disable already: the test shows nothing")
 		}
 		close(hooks.gate)
 		synctest.Wait()
 		check("once stored")
-		if stored, _ := hooks.Webhooks.Get(context.Background(), b.hook.ID); stored.Enabled {
+		if stored, _ := hooks.Get(context.Background(), b.hook.ID); stored.Enabled {
 			t.Fatal("the disable was never stored")
 		}
 	})

@@ -38,6 +38,10 @@ type endpoint struct {
 	// result itself (see settle). Set by run before it starts a worker,
 	// never changed.
 	direct bool
+	// chain: workers book their results and start the next prefetched
+	// delivery themselves (a queue source: see settle). Set by run before
+	// it starts a worker, never changed.
+	chain bool
 	// slotWait: run's last step found no free slot (Concurrency or
 	// MaxRetrying reached), so it waits for finished attempts, not for
 	// the log. Written by run with mu held; read by workers without it.
@@ -70,21 +74,21 @@ type endpoint struct {
 	failingSince time.Time
 	// disabling is a disable this endpoint decided and has not stored yet
 	// (see persistDisabled); Get and List show it meanwhile.
-	disabling    *pendingDisable
-	replay       *replayRange // a replay in progress; nil when none
-	tails        map[*Tail]struct{}
-	ops          pendingOps // work for flushOps, outside mu
-	src          source     // set before run starts, never changed
-	due          []dueItem  // retries that fell due and manual retries, in order
-	inFlight     int
-	workers      int // attempt workers running (idle or busy), at most Concurrency
-	retrying     int // heap entries + due retries
-	inSystem     int // taken and not yet at a final outcome
-	succeeded    uint64
-	failed       uint64
-	win          window
-	log          deliveryLog
-	deleted      bool
+	disabling *pendingDisable
+	replay    *replayRange // a replay in progress; nil when none
+	tails     map[*Tail]struct{}
+	ops       pendingOps // work for flushOps, outside mu
+	src       source     // set before run starts, never changed
+	due       []dueItem  // retries that fell due and manual retries, in order
+	inFlight  int
+	workers   int // attempt workers running (idle or busy), at most Concurrency
+	retrying  int // heap entries + due retries
+	inSystem  int // taken and not yet at a final outcome
+	succeeded uint64
+	failed    uint64
+	win       window
+	log       deliveryLog
+	deleted   bool
 }
 
 type dueItem struct {
@@ -244,6 +248,7 @@ func (e *endpoint) remove() {
 // limit token, the previous secret's expiry, a handshake retry.
 func (e *endpoint) run() {
 	_, e.direct = e.src.(*logSource)
+	_, e.chain = e.src.(*queueSource)
 	defer e.src.flush(true) // the counts not yet due: the connection is still open
 	defer e.drainOnce.Do(func() { close(e.drained) })
 	defer e.workerWG.Wait() // they stop on ctx, which ended the loop
@@ -416,7 +421,8 @@ func (e *endpoint) addLocked(dl *delivery) {
 }
 
 // launchLocked hands one attempt of dl to the endpoint's workers, taking
-// a rate-limit token. Called by the endpoint goroutine only.
+// a rate-limit token. Called by the endpoint goroutine, or by an attempt
+// worker chaining a queue's prefetch (see settle).
 func (e *endpoint) launchLocked(dl *delivery, manual bool) {
 	e.inFlight++
 	e.bucket.take()

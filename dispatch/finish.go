@@ -13,8 +13,8 @@ import (
 
 // finish records the outcome of one attempt: its verdict (decide), the
 // delivery's new state, and the source's settlement, done outside the
-// lock. It runs on the endpoint goroutine, or, for a source that settles
-// without I/O (the log's cursor, see settle), on the attempt worker; it
+// lock. It runs on the endpoint goroutine, or on the attempt worker (a
+// direct attempt on the log's cursor, or any on a queue: see settle); it
 // returns whether the endpoint goroutine has work because of it (see
 // needsRunLocked).
 func (e *endpoint) finish(r result) (wake bool) {

@@ -174,8 +174,14 @@ func (s *queueSource) take(can bool, free int, draining bool, _ *[]store.Record,
 	// only when the endpoint would otherwise sit idle.
 	batch := max(1, (e.d.cfg.Concurrency+prefetch)/2)
 	idle := len(s.pulls) == 0 && len(s.ready) == 0 && e.inFlight == 0
-	for _, at := range s.readyAt { // wake up to keep the oldest if it still waits then
-		wake = earliest(wake, at.Add(s.holdLimit()))
+	if len(s.readyAt) > 0 { // wake up to keep the oldest if it still waits then
+		oldest := s.readyAt[0]
+		for _, at := range s.readyAt[1:] {
+			if at.Before(oldest) {
+				oldest = at
+			}
+		}
+		wake = earliest(wake, oldest.Add(s.holdLimit()))
 	}
 	room := prefetchBytes - s.readyBytes
 	if now.Before(s.pullAfter) {
@@ -209,6 +215,31 @@ func (s *queueSource) take(can bool, free int, draining bool, _ *[]store.Record,
 	return nil, wake
 }
 
+// chainLocked starts the next prefetched delivery in the slot an attempt
+// worker just freed, when the endpoint may start one now and nothing else
+// goes first (due retries, a replay, a drain: the endpoint goroutine's
+// step orders those). It returns how to settle, outside the lock, the
+// prefetched deliveries it passed over (not for this webhook after all).
+func (s *queueSource) chainLocked(now time.Time) (settles []func() error) {
+	e := s.e
+	for len(s.ready) > 0 && e.ctx.Err() == nil && len(e.due) == 0 && e.replay == nil && !e.deleted && e.hook.Enabled &&
+		!e.hook.AwaitingHandshake && !e.d.draining() && e.canStartLocked(now) {
+		m := s.ready[0]
+		s.ready[0] = store.Queued{}
+		s.ready = s.ready[1:]
+		s.readyAt = s.readyAt[1:]
+		s.readyBytes -= len(m.JSON)
+		launched, settle := s.takeLocked(m, now)
+		if settle != nil {
+			settles = append(settles, settle)
+		}
+		if launched {
+			return settles
+		}
+	}
+	return settles
+}
+
 // handBackLocked returns the prefetched deliveries to the queue, to be
 // handed out again after delay.
 func (s *queueSource) handBackLocked(delay time.Duration) []func() error {
@@ -227,8 +258,9 @@ func (s *queueSource) handBackLocked(delay time.Duration) []func() error {
 // count a delivery each time, and the count is the retries spent.
 func (s *queueSource) keepStaleLocked(now time.Time) []func() error {
 	var out []func() error
+	stale := now.Add(-s.holdLimit())
 	for i, at := range s.readyAt { // ready keeps its order; readyAt is when each was last kept
-		if now.Sub(at) >= s.holdLimit() {
+		if !at.After(stale) {
 			out = append(out, s.ready[i].Msg.InProgress)
 			s.readyAt[i] = now
 		}

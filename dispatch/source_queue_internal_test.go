@@ -2,6 +2,10 @@ package dispatch
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"testing"
 	"time"
@@ -286,4 +290,78 @@ func TestReceivedHonoursTheEndpointsBounds(t *testing.T) {
 			t.Fatalf("%d in flight, %v ready; want 1 started and 2 waiting under MaxRetrying %d", e.inFlight, ready, d.cfg.MaxRetrying)
 		}
 	})
+}
+
+// ackRecorder is a queued delivery's settler that records the seqs acked.
+type ackRecorder struct {
+	store.Settler
+	seq   uint64
+	acked chan<- uint64
+}
+
+func (r ackRecorder) Ack() error {
+	r.acked <- r.seq
+	return nil
+}
+
+// TestWorkersChainThePrefetch: an attempt worker that finishes starts
+// the next prefetched delivery itself, so a queue's deliveries keep
+// flowing with no hand-off to the endpoint goroutine (not running here),
+// each attempted once and acked once it succeeded.
+func TestWorkersChainThePrefetch(t *testing.T) {
+	got := make(chan uint64, 8)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev struct {
+			Seq uint64 `json:"seq"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&ev)
+		got <- ev.Seq
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	d, e, src := queueEndpoint(t, &sharedLogQueue{})
+	defer e.workerWG.Wait()
+	defer e.cancel()
+	e.mu.Lock()
+	e.hook.URL = srv.URL
+	e.chain = true
+	e.mu.Unlock()
+	acked := make(chan uint64, 8)
+	const n = 5
+	src.pulls = []*pull{{asked: n, end: func() {}}}
+	for seq := uint64(1); seq <= n; seq++ {
+		src.received(store.Queued{
+			Record:    store.Record{Seq: seq, ID: fmt.Sprint("e", seq), Type: "a", JSON: fmt.Appendf(nil, `{"seq":%d}`, seq)},
+			Delivered: 1, Msg: ackRecorder{seq: seq, acked: acked},
+		}, true)
+	}
+	e.mu.Lock()
+	waiting := len(src.ready)
+	e.mu.Unlock()
+	if waiting != n-d.cfg.Concurrency {
+		t.Fatalf("%d prefetched, want %d beside %d in flight", waiting, n-d.cfg.Concurrency, d.cfg.Concurrency)
+	}
+	timeout := time.After(10 * time.Second)
+	var order []uint64
+	for range n {
+		select {
+		case seq := <-got:
+			order = append(order, seq)
+		case <-timeout:
+			t.Fatalf("attempted %v, want all %d: the prefetch waits for the endpoint goroutine", order, n)
+		}
+	}
+	slices.Sort(order)
+	if !slices.Equal(order, []uint64{1, 2, 3, 4, 5}) {
+		t.Fatalf("attempted %v, want each of 1..%d once", order, n)
+	}
+	seen := map[uint64]bool{}
+	for range n {
+		select {
+		case seq := <-acked:
+			seen[seq] = true
+		case <-timeout:
+			t.Fatalf("acked %v, want all %d", seen, n)
+		}
+	}
 }
