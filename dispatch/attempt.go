@@ -37,8 +37,10 @@ const workerIdle = 2 * time.Second
 
 // submitLocked queues j for the endpoint's attempt workers and starts one
 // more worker when fewer are running than attempts are in flight (so no
-// attempt waits for a worker while another attempt runs). Called by the
-// endpoint goroutine with mu held, after counting j in inFlight.
+// attempt waits for a worker while another attempt runs). Called with mu
+// held, after counting j in inFlight, by the endpoint goroutine or by a
+// worker chaining a queue's prefetch (it counts in workerWG, so run
+// cannot be waiting for a zero count).
 //
 // jobs has room for Concurrency attempts and inFlight, which counts every
 // queued one, never exceeds Concurrency, so the send does not block. Were

@@ -15,14 +15,16 @@ import (
 
 // endpoint is one webhook's deliveries: it takes them from its source (a
 // cursor over the log, or a shared queue), attempts them, decides each
-// attempt's verdict and has the source settle it. Its goroutine (run) is
-// the only one that takes deliveries and starts attempts; the API and the
+// attempt's verdict and has the source settle it. Its goroutine (run)
+// takes deliveries from the source and starts attempts; the API and the
 // retry heap hand it work through due and kick. Its attempt workers (at
 // most Concurrency, see work) take attempts from jobs; run starts them and
 // waits for them. A worker books the result of an attempt launched alone
 // itself when the source settles without I/O (the log's cursor: direct),
-// and pokes run only when that gives it work (needsRunLocked); otherwise
-// it reports the result on results for run to book, several at a time.
+// and pokes run only when that gives it work (needsRunLocked); on a queue
+// it books every result and starts the next prefetched delivery itself
+// (chain), within the bounds run applies; otherwise it reports the result
+// on results for run to book, several at a time.
 type endpoint struct {
 	d       *Dispatcher
 	id      string

@@ -98,14 +98,19 @@ type pendingDisable struct {
 	at     time.Time
 }
 
-// overlayDisabling shows on w, as read from the registry, a disable this
-// endpoint decided and has not stored yet (unless w was updated after
-// it): the delivery whose outcome disabled the webhook is listed at once,
-// and the webhook must not read as enabled beside it.
-func (e *endpoint) overlayDisabling(w *store.Webhook) {
+// pendingDisable returns the disable this endpoint decided and has not
+// stored yet, or nil.
+func (e *endpoint) pendingDisable() *pendingDisable {
 	e.mu.Lock()
-	p := e.disabling
-	e.mu.Unlock()
+	defer e.mu.Unlock()
+	return e.disabling
+}
+
+// overlay shows on w, as read from the registry, the disable p (nil:
+// none), unless w was updated after it: the delivery whose outcome
+// disabled the webhook is listed at once, and the webhook must not read
+// as enabled beside it while the registry stores the disable.
+func (p *pendingDisable) overlay(w *store.Webhook) {
 	if p != nil && w.Enabled && !w.UpdatedAt.After(p.at) {
 		w.Enabled, w.DisabledReason, w.UpdatedAt = false, p.reason, p.at.UTC()
 	}

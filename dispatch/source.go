@@ -18,9 +18,10 @@ import (
 // carries it out.
 //
 // Methods ending in Locked run with the endpoint's mutex held; the rest
-// without it. Only the endpoint goroutine calls take, received and
-// settleLocked; logSource's settleLocked is also called by the attempt
-// worker that booked the result (endpoint.settle).
+// without it. Only the endpoint goroutine calls take and received;
+// settleLocked is also called by the attempt worker that booked the
+// result (endpoint.settle: a direct attempt on the log, any on a queue),
+// and queueSource's chainLocked only by such a worker.
 type source interface {
 	// canTakeLocked reports whether the source may hand out new
 	// deliveries while the dispatcher drains to target.

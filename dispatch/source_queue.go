@@ -154,7 +154,9 @@ func (s *queueSource) take(can bool, free int, draining bool, _ *[]store.Record,
 		settles = s.handBackLocked(time.Second)
 	}
 	settles = append(settles, s.keepStaleLocked(now)...)
-	for can && free > 0 && len(s.ready) > 0 {
+	// free is what step counted; a worker may have chained into those
+	// slots (or spent those tokens) since: check again.
+	for can && free > 0 && len(s.ready) > 0 && e.canStartLocked(now) {
 		m := s.ready[0]
 		s.ready[0] = store.Queued{}
 		s.ready = s.ready[1:]

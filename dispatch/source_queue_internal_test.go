@@ -365,3 +365,58 @@ func TestWorkersChainThePrefetch(t *testing.T) {
 		}
 	}
 }
+
+// TestTakeRechecksBoundsAfterChaining: step counts the free slots and
+// the rate limit's tokens, then take starts prefetched deliveries in
+// them; a worker may chain into the same slot, or spend the same token,
+// in between. take checks again: neither Concurrency nor the rate limit
+// is exceeded.
+func TestTakeRechecksBoundsAfterChaining(t *testing.T) {
+	prefetched := func(src *queueSource, n int) {
+		src.pulls = []*pull{{asked: n, end: func() {}}}
+		for seq := uint64(1); seq <= uint64(n); seq++ {
+			src.received(store.Queued{Record: store.Record{Seq: seq, ID: fmt.Sprint("e", seq), Type: "a"}, Delivered: 1,
+				Msg: settleRecorder{told: new([]string)}}, true)
+		}
+	}
+	t.Run("slots", func(t *testing.T) {
+		d, e, src := queueEndpoint(t, &sharedLogQueue{})
+		defer e.workerWG.Wait()
+		defer e.cancel()
+		prefetched(src, 4) // 2 in flight, 2 prefetched
+		e.mu.Lock()
+		e.inFlight--                           // a worker's finish frees a slot
+		free := d.cfg.Concurrency - e.inFlight // step counts it
+		src.chainLocked(time.Now())            // the worker chains into it
+		e.mu.Unlock()
+		src.take(true, free, false, nil, time.Time{}, time.Now()) // take, with step's count
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if e.inFlight > d.cfg.Concurrency {
+			t.Fatalf("%d attempts in flight, Concurrency %d", e.inFlight, d.cfg.Concurrency)
+		}
+	})
+	t.Run("tokens", func(t *testing.T) {
+		_, e, src := queueEndpoint(t, &sharedLogQueue{})
+		defer e.workerWG.Wait()
+		defer e.cancel()
+		now := time.Now()
+		e.mu.Lock()
+		e.hook.RateLimit = 10 // a burst of 1, a token every 100 ms
+		e.bucket.set(10, 0, now)
+		e.mu.Unlock()
+		prefetched(src, 3) // 1 started with the token, 2 prefetched
+		later := now.Add(150 * time.Millisecond)
+		e.mu.Lock()
+		e.inFlight--                      // a worker's finish
+		free := e.bucket.available(later) // step: one token earned
+		src.chainLocked(later)            // the worker spends it
+		e.mu.Unlock()
+		src.take(true, free, false, nil, time.Time{}, later)
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if e.bucket.tokens < 0 {
+			t.Fatalf("the bucket holds %v tokens: more attempts started than the rate limit allows", e.bucket.tokens)
+		}
+	})
+}

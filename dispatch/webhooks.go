@@ -98,22 +98,33 @@ const (
 // Get returns the webhook stored under id, or an error wrapping
 // store.ErrNotFound.
 func (d *Dispatcher) Get(ctx context.Context, id string) (store.Webhook, error) {
+	// The pending disable is read before the registry: should it be
+	// stored meanwhile, the registry read may still miss it.
+	var p *pendingDisable
+	if ep, err := d.local(id); err == nil {
+		p = ep.pendingDisable()
+	}
 	w, err := d.hooks.Get(ctx, id)
 	if err == nil {
-		if ep, lerr := d.local(id); lerr == nil {
-			ep.overlayDisabling(&w)
-		}
+		p.overlay(&w)
 	}
 	return w, err
 }
 
 // List returns every webhook, oldest first.
 func (d *Dispatcher) List(ctx context.Context) ([]store.Webhook, error) {
+	pending := map[string]*pendingDisable{}
+	d.mu.Lock()
+	eps := slices.Collect(maps.Values(d.endpoints))
+	d.mu.Unlock()
+	for _, ep := range eps {
+		if p := ep.pendingDisable(); p != nil {
+			pending[ep.id] = p
+		}
+	}
 	ws, err := d.hooks.List(ctx)
 	for i := range ws {
-		if ep, lerr := d.local(ws[i].ID); lerr == nil {
-			ep.overlayDisabling(&ws[i])
-		}
+		pending[ws[i].ID].overlay(&ws[i])
 	}
 	return ws, err
 }

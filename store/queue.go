@@ -103,6 +103,7 @@ type Settler interface {
 	// Term: given up; the queue forgets it.
 	Term() error
 	// InProgress: still held; the queue's AckWait starts again, and the
-	// delivery is not counted as handed out again.
+	// delivery is not counted as handed out again. A no-op (nil) once
+	// the delivery is settled.
 	InProgress() error
 }

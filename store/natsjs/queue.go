@@ -240,10 +240,22 @@ func (q *queue) Fetch(ctx context.Context, n, maxBytes int) (<-chan store.Queued
 				_ = m.Term()
 				continue
 			}
-			out <- store.Queued{Record: rec, Delivered: int(md.NumDelivered), Pending: md.NumPending, Msg: m}
+			out <- store.Queued{Record: rec, Delivered: int(md.NumDelivered), Pending: md.NumPending, Msg: queuedMsg{m}}
 		}
 	}()
 	return out, nil
+}
+
+// queuedMsg settles a pulled message (store.Settler).
+type queuedMsg struct{ jetstream.Msg }
+
+// InProgress implements store.Settler: a no-op once the message is
+// settled (its attempt may end before a keep-alive noted earlier is sent).
+func (m queuedMsg) InProgress() error {
+	if err := m.Msg.InProgress(); err != nil && !errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
+		return err
+	}
+	return nil
 }
 
 // SetTypes implements store.DeliveryQueue.

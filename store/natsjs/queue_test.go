@@ -196,6 +196,7 @@ func openQueue(t *testing.T, stream, id string) (*nats.Conn, *natsjs.Log, store.
 
 // A delivery kept in progress is not handed out again when its AckWait
 // (here 1 s) would have passed: a second pull open meanwhile gets nothing.
+// Once it is acked, keeping it in progress is a no-op.
 func TestQueueInProgressHolds(t *testing.T) {
 	nc := connect(t, startServer(t, t.TempDir()))
 	l := mustOpen(t, natsjs.Config{Conn: nc, Stream: "HOLD", Prefix: "hold", MaxMsgs: 100})
@@ -239,5 +240,9 @@ func TestQueueInProgressHolds(t *testing.T) {
 	}
 	if err := m.Msg.Ack(); err != nil {
 		t.Fatal(err)
+	}
+	// A keep-alive noted before the attempt ended comes too late: no error.
+	if err := m.Msg.InProgress(); err != nil {
+		t.Fatalf("InProgress after Ack: %v, want a no-op", err)
 	}
 }
