@@ -26,7 +26,7 @@ const countEvery = 250 * time.Millisecond
 // light traffic writes each at once, so that another gateway finds it.
 const (
 	recordLinger    = 5 * time.Millisecond
-	recordsPerFlush = 16
+	recordsPerFlush = 64
 )
 
 // totalsTTL is how long the shared totals, as last read, stand for the

@@ -26,8 +26,8 @@ import (
 //     subject per webhook (<Prefix>.deliveries.<id>), each message one
 //     delivery's state after an attempt; MaxMsgsPerSubject bounds it per
 //     webhook (Config.DeliveryLogSize), oldest dropped first; a message
-//     holds one state or, as a JSON array, the states of several
-//     deliveries noted together (see Record). Listing reads the webhook's
+//     holds the states of one or more deliveries noted together (see
+//     Record and deliverylog.go). Listing reads the webhook's
 //     subject with one batch direct get and keeps each delivery's latest
 //     state, for the newest DeliveryLogSize deliveries.
 
@@ -310,17 +310,19 @@ func (q *queue) Position(ctx context.Context) (uint64, error) {
 }
 
 // recordPack bounds one message of the delivery log: the states of
-// several deliveries share it (a JSON array; one state alone is a JSON
-// object), at most recordPackStates of them in recordPackBytes.
+// several deliveries share it (see deliverylog.go), at most
+// recordPackStates of them in recordPackBytes. The store's work is per
+// message (measured on the R3 cluster, draining: 64 states per message
+// delivered 1.26× as fast as 16), and a listing reads a webhook's
+// retained messages whole, so the compact form keeps their bytes down.
 const (
-	recordPackStates = 16
+	recordPackStates = 64
 	recordPackBytes  = 64 << 10
 )
 
 // Record implements store.DeliveryQueue with plain publishes into the
 // delivery log's stream (no acknowledgement awaited), the states packed
-// into as few messages as recordPack allows: the store's work is per
-// message, not per state.
+// into as few messages as recordPack allows.
 func (q *queue) Record(ds ...store.Delivery) {
 	var pack []byte
 	n := 0
@@ -328,23 +330,20 @@ func (q *queue) Record(ds ...store.Delivery) {
 		if n == 0 {
 			return
 		}
-		if n > 1 {
-			pack = append(pack, ']')
-		} else {
-			pack = pack[1:] // one state: the object itself
-		}
+		pack = append(pack, ']')
 		if err := q.l.nc.Publish(q.recSubj, pack); err != nil {
 			q.l.log.Warn("natsjs: delivery records lost", "webhook", q.id, "states", n, "err", err)
 		}
 		pack, n = nil, 0
 	}
 	for i := range ds {
-		b, _ := json.Marshal(&ds[i]) // plain struct: never fails
+		c := compactOf(&ds[i])
+		b, _ := json.Marshal(&c) // plain struct: never fails
 		if n > 0 && (n == recordPackStates || len(pack)+1+len(b) > recordPackBytes) {
 			send()
 		}
 		if n == 0 {
-			pack = append(pack, '[')
+			pack = append(append(pack, compactMark...), '[')
 		} else {
 			pack = append(pack, ',')
 		}
@@ -390,17 +389,9 @@ func (q *queue) records(ctx context.Context) ([]store.Delivery, error) {
 		}
 		switch status := m.Header.Get(hdrStatus); status {
 		case "":
-			var states []store.Delivery
-			if len(m.Data) > 0 && m.Data[0] == '[' {
-				if json.Unmarshal(m.Data, &states) != nil {
-					continue
-				}
-			} else {
-				var d store.Delivery
-				if json.Unmarshal(m.Data, &d) != nil {
-					continue
-				}
-				states = []store.Delivery{d}
+			states, err := decodeStates(m.Data, q.id)
+			if err != nil {
+				continue
 			}
 			for _, d := range states {
 				if i, ok := byID[d.ID]; ok {

@@ -2,6 +2,7 @@ package natsjs_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -46,10 +47,10 @@ func TestQueueDeliveryLog(t *testing.T) {
 	}
 }
 
-// States recorded together share messages (at most 16 states, 64 KiB in
-// one; a larger state alone), the log reads packed and lone states alike, and listing answers
-// for the newest DeliveryLogSize deliveries though the log's messages
-// hold more.
+// States recorded together share messages (at most 64 states, 64 KiB in
+// one; a larger state alone), the log reads them and the first form's
+// messages (older gateways') alike, and listing answers for the newest
+// DeliveryLogSize deliveries though the log's messages hold more.
 func TestQueueDeliveryLogPacked(t *testing.T) {
 	nc := connect(t, startServer(t, t.TempDir()))
 	l := mustOpen(t, natsjs.Config{Conn: nc, Stream: "PACKED", Prefix: "packed", MaxMsgs: 100, DeliveryLogSize: 30})
@@ -63,7 +64,22 @@ func TestQueueDeliveryLogPacked(t *testing.T) {
 	state := func(i int, st store.DeliveryStatus) store.Delivery {
 		return store.Delivery{ID: fmt.Sprintf("d%02d", i), EventSeq: uint64(i), Status: st, CreatedAt: t0.Add(time.Duration(i) * time.Second)}
 	}
-	q.Record(state(0, store.DeliveryPending)) // alone: a JSON object
+	// The first form, as older gateways wrote it: one state as a JSON
+	// object, several as a JSON array.
+	old := func(ds ...store.Delivery) {
+		t.Helper()
+		var b []byte
+		if len(ds) == 1 {
+			b, _ = json.Marshal(ds[0])
+		} else {
+			b, _ = json.Marshal(ds)
+		}
+		if err := nc.Publish("packed.deliveries.wh_p", b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old(state(0, store.DeliveryPending))
+	old(state(1, store.DeliveryPending), state(2, store.DeliveryPending))
 	var many []store.Delivery
 	for i := 1; i <= 40; i++ {
 		many = append(many, state(i, store.DeliveryPending))
@@ -91,10 +107,10 @@ func TestQueueDeliveryLogPacked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 1 lone state; 42 packed: d01…d16, d17…d20 (d21 does not fit), d21
-	// alone, d22…d37, and the last 5.
-	if si.State.Msgs != 6 {
-		t.Fatalf("delivery log holds %d messages, want 6 (1 lone state, 42 states packed in 5)", si.State.Msgs)
+	// 2 of the first form; 42 packed: d01…d20 (d21 does not fit), d21
+	// alone, and the other 21.
+	if si.State.Msgs != 5 {
+		t.Fatalf("delivery log holds %d messages, want 5 (2 of the first form, 42 states packed in 3)", si.State.Msgs)
 	}
 	if len(got) != 30 || got[0].ID != "d40" || got[0].Status != store.DeliveryFailed || got[29].ID != "d11" {
 		t.Fatalf("got %d deliveries, first %+v, want the newest 30 (d40 failed … d11)", len(got), got[0])
