@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/eventgate/eventgate/store"
 	"github.com/eventgate/eventgate/store/natsjs"
@@ -82,4 +84,78 @@ func benchAppend(b *testing.B, memory bool, callers, size int) {
 		b.Fatal(*err)
 	}
 	b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkDeliveryLogListing measures listing a busy webhook's
+// deliveries: its delivery log full (DeliveryLogSize messages, 1000),
+// every message packed, in the form this version writes (64 compact
+// states per message) and in the first form as it was written (16
+// states per message, a JSON array of store.Delivery). A listing reads
+// every retained message; bytes/op is what it reads.
+func BenchmarkDeliveryLogListing(b *testing.B) {
+	for _, form := range []string{"compact-64", "first-16"} {
+		b.Run(form, func(b *testing.B) {
+			nc := connect(b, startServer(b, b.TempDir()))
+			l := mustOpen(b, natsjs.Config{Conn: nc, Stream: "LIST", Prefix: "list", MaxMsgs: 100})
+			ctx := context.Background()
+			q, err := l.OpenQueue(ctx, store.Webhook{ID: "wh_list"}, store.QueueConfig{MaxPending: 10, AckWait: time.Minute})
+			if err != nil {
+				b.Fatal(err)
+			}
+			t0 := time.Now()
+			state := func(i int) store.Delivery {
+				at := t0.Add(time.Duration(i) * time.Millisecond)
+				return store.Delivery{ID: "dlv_q" + strconv.Itoa(i), WebhookID: "wh_list", EventSeq: uint64(i),
+					EventID: "evt_01JEXAMPLE" + strconv.Itoa(100000000+i), Status: store.DeliverySucceeded, Attempts: 1,
+					LastStatusCode: 204, LastAttemptAt: at, Duration: 312 * time.Microsecond, CreatedAt: at,
+					History: []store.AttemptRecord{{Start: at, Duration: 312 * time.Microsecond, StatusCode: 204, Trigger: store.TriggerScheduled}}}
+			}
+			per, bytes := 64, 0
+			if form == "first-16" {
+				per = 16
+			}
+			for m := range 1000 {
+				batch := make([]store.Delivery, per)
+				for i := range batch {
+					batch[i] = state(m*per + i)
+				}
+				if form == "first-16" {
+					body, _ := json.Marshal(batch)
+					bytes += len(body)
+					if err := nc.Publish("list.deliveries.wh_list", body); err != nil {
+						b.Fatal(err)
+					}
+					continue
+				}
+				q.Record(batch...)
+			}
+			if err := nc.Flush(); err != nil {
+				b.Fatal(err)
+			}
+			js, err := nc.JetStream()
+			if err != nil {
+				b.Fatal(err)
+			}
+			for deadline := time.Now().Add(10 * time.Second); ; {
+				si, err := js.StreamInfo("LIST_DELIVERIES")
+				if err == nil && si.State.Msgs == 1000 {
+					bytes = int(si.State.Bytes)
+					break
+				}
+				if time.Now().After(deadline) {
+					b.Fatalf("the delivery log holds %v messages, want 1000 (%v)", si, err)
+				}
+				runtime.Gosched()
+			}
+			b.SetBytes(int64(bytes))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				got, err := q.Deliveries(ctx, "", 100)
+				if err != nil || len(got) != 100 {
+					b.Fatalf("listed %d, %v", len(got), err)
+				}
+			}
+		})
+	}
 }

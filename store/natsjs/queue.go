@@ -1,6 +1,7 @@
 package natsjs
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -28,8 +29,9 @@ import (
 //     webhook (Config.DeliveryLogSize), oldest dropped first; a message
 //     holds the states of one or more deliveries noted together (see
 //     Record and deliverylog.go). Listing reads the webhook's
-//     subject with one batch direct get and keeps each delivery's latest
-//     state, for the newest DeliveryLogSize deliveries.
+//     subject with one batch direct get and decodes it from the newest
+//     message back, for the latest states of the DeliveryLogSize
+//     deliveries updated last.
 
 // OpenQueue implements store.DeliveryQueues.
 func (l *Log) OpenQueue(ctx context.Context, w store.Webhook, cfg store.QueueConfig) (store.DeliveryQueue, error) {
@@ -365,9 +367,9 @@ func (q *queue) Forget(seq uint64) error {
 	return nil
 }
 
-// records reads the webhook's delivery log: every delivery's latest
-// state, newest first.
-func (q *queue) records(ctx context.Context) ([]store.Delivery, error) {
+// logMessages reads the webhook's delivery log with one batch direct
+// get: the payloads of its retained messages, oldest first.
+func (q *queue) logMessages(ctx context.Context) ([][]byte, error) {
 	ctx, cancel := q.l.withTimeout(ctx)
 	defer cancel()
 	inbox := q.l.nc.NewInbox()
@@ -380,8 +382,7 @@ func (q *queue) records(ctx context.Context) ([]store.Delivery, error) {
 	if err := q.l.nc.PublishRequest("$JS.API.DIRECT.GET."+q.l.deliveriesStream(), inbox, body); err != nil {
 		return nil, fmt.Errorf("natsjs: delivery log: %w", err)
 	}
-	byID := make(map[string]int)
-	var out []store.Delivery
+	var msgs [][]byte
 	for {
 		m, err := sub.NextMsgWithContext(ctx)
 		if err != nil {
@@ -389,32 +390,44 @@ func (q *queue) records(ctx context.Context) ([]store.Delivery, error) {
 		}
 		switch status := m.Header.Get(hdrStatus); status {
 		case "":
-			states, err := decodeStates(m.Data, q.id)
-			if err != nil {
-				continue
-			}
-			for _, d := range states {
-				if i, ok := byID[d.ID]; ok {
-					if out[i].CreatedAt.Before(d.CreatedAt) {
-						d.CreatedAt = out[i].CreatedAt
-					}
-					hist := out[i].History // each state carries the attempt that made it
-					out[i] = d
-					out[i].History = hist
-					for _, a := range d.History {
-						out[i].AddAttempt(a)
-					}
-					continue
-				}
-				byID[d.ID] = len(out)
-				out = append(out, d)
-			}
+			msgs = append(msgs, m.Data)
 			continue
 		case "204", "404": // end of batch; nothing recorded
 		default:
 			return nil, fmt.Errorf("natsjs: delivery log: direct get answered %s %s", status, m.Header.Get("Description"))
 		}
-		break
+		return msgs, nil
+	}
+}
+
+// newest returns the latest states of the DeliveryLogSize deliveries
+// updated last, without their histories, newest first (by CreatedAt,
+// then EventSeq, then ID). It decodes the log from its newest message
+// back and stops once it has them: a busy webhook's messages hold up to
+// recordPackStates states each, and a listing needs the newest few
+// messages' worth, not every retained state.
+func (q *queue) newest(msgs [][]byte) []store.Delivery {
+	seen := make(map[string]int) // index in out
+	var out []store.Delivery
+	for i := len(msgs) - 1; i >= 0 && len(out) < q.l.cfg.DeliveryLogSize; i-- {
+		states, err := decodeStates(msgs[i], q.id)
+		if err != nil {
+			continue
+		}
+		for j := len(states) - 1; j >= 0; j-- {
+			d := states[j]
+			if k, ok := seen[d.ID]; ok { // an older state of a delivery listed
+				if d.CreatedAt.Before(out[k].CreatedAt) { // another gateway took it over
+					out[k].CreatedAt = d.CreatedAt
+				}
+				continue
+			}
+			if len(out) < q.l.cfg.DeliveryLogSize {
+				seen[d.ID] = len(out)
+				d.History = nil
+				out = append(out, d)
+			}
+		}
 	}
 	slices.SortFunc(out, func(a, b store.Delivery) int {
 		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
@@ -425,21 +438,18 @@ func (q *queue) records(ctx context.Context) ([]store.Delivery, error) {
 		}
 		return cmp.Compare(b.ID, a.ID)
 	})
-	// Messages hold several states: the log keeps DeliveryLogSize
-	// messages, and answers for the newest DeliveryLogSize deliveries.
-	if len(out) > q.l.cfg.DeliveryLogSize {
-		clear(out[q.l.cfg.DeliveryLogSize:])
-		out = out[:q.l.cfg.DeliveryLogSize]
-	}
-	return out, nil
+	return out
 }
 
-// Deliveries implements store.DeliveryQueue.
+// Deliveries implements store.DeliveryQueue: the latest states of the
+// DeliveryLogSize deliveries updated last, newest first, without their
+// histories.
 func (q *queue) Deliveries(ctx context.Context, status store.DeliveryStatus, limit int) ([]store.Delivery, error) {
-	all, err := q.records(ctx)
+	msgs, err := q.logMessages(ctx)
 	if err != nil {
 		return nil, err
 	}
+	all := q.newest(msgs)
 	out := all[:0]
 	for _, d := range all {
 		if len(out) < limit && (status == "" || d.Status == status) {
@@ -449,18 +459,56 @@ func (q *queue) Deliveries(ctx context.Context, status store.DeliveryStatus, lim
 	return out, nil
 }
 
-// Delivery implements store.DeliveryQueue.
+// Delivery implements store.DeliveryQueue: delivery id's latest state
+// with the attempts its states carry (each state carries the attempt
+// that made it), when it is one of the deliveries Deliveries lists. Only
+// the messages that name id are decoded.
 func (q *queue) Delivery(ctx context.Context, id string) (store.Delivery, error) {
-	all, err := q.records(ctx)
+	msgs, err := q.logMessages(ctx)
 	if err != nil {
 		return store.Delivery{}, err
 	}
-	for _, d := range all {
-		if d.ID == id {
-			return d, nil
+	listed := false
+	for _, d := range q.newest(msgs) {
+		listed = listed || d.ID == id
+	}
+	if !listed {
+		return store.Delivery{}, fmt.Errorf("delivery %s: %w", id, store.ErrNotFound)
+	}
+	idJSON, _ := json.Marshal(id)
+	var out store.Delivery
+	found := false
+	for _, m := range msgs {
+		if !bytes.Contains(m, idJSON) {
+			continue
+		}
+		states, err := decodeStates(m, q.id)
+		if err != nil {
+			continue
+		}
+		for _, d := range states {
+			if d.ID != id {
+				continue
+			}
+			if !found {
+				out, found = d, true
+				continue
+			}
+			if out.CreatedAt.Before(d.CreatedAt) {
+				d.CreatedAt = out.CreatedAt
+			}
+			hist := out.History
+			out = d
+			out.History = hist
+			for _, a := range d.History {
+				out.AddAttempt(a)
+			}
 		}
 	}
-	return store.Delivery{}, fmt.Errorf("delivery %s: %w", id, store.ErrNotFound)
+	if !found {
+		return store.Delivery{}, fmt.Errorf("delivery %s: %w", id, store.ErrNotFound)
+	}
+	return out, nil
 }
 
 var _ store.DeliveryQueues = (*Log)(nil)

@@ -23,9 +23,13 @@ func TestQueueDeliveryLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	t0 := time.Unix(1700000000, 0).UTC()
-	q.Record(store.Delivery{ID: "d1", EventSeq: 1, Status: store.DeliveryRetrying, Attempts: 1, CreatedAt: t0})
+	first := store.AttemptRecord{Start: t0, StatusCode: 500, Error: "HTTP 500", Trigger: store.TriggerScheduled}
+	second := store.AttemptRecord{Start: t0.Add(time.Minute), StatusCode: 204, Trigger: store.TriggerRetry}
+	q.Record(store.Delivery{ID: "d1", EventSeq: 1, Status: store.DeliveryRetrying, Attempts: 1, CreatedAt: t0,
+		History: []store.AttemptRecord{first}})
 	q.Record(store.Delivery{ID: "d2", EventSeq: 2, Status: store.DeliveryPending, CreatedAt: t0.Add(time.Second)})
-	q.Record(store.Delivery{ID: "d1", EventSeq: 1, Status: store.DeliverySucceeded, Attempts: 2, CreatedAt: t0.Add(time.Minute)})
+	q.Record(store.Delivery{ID: "d1", EventSeq: 1, Status: store.DeliverySucceeded, Attempts: 2, CreatedAt: t0.Add(time.Minute),
+		History: []store.AttemptRecord{second}}) // another gateway's, which did not know it
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -42,15 +46,21 @@ func TestQueueDeliveryLog(t *testing.T) {
 	if got[0].ID != "d2" || got[1].ID != "d1" || !got[1].CreatedAt.Equal(t0) || got[1].Attempts != 2 {
 		t.Fatalf("deliveries = %+v, want d2, then d1 succeeded with its first CreatedAt", got)
 	}
-	if d, err := q.Delivery(ctx, "d1"); err != nil || d.Status != store.DeliverySucceeded {
-		t.Fatalf("Delivery(d1) = %+v, %v", d, err)
+	if got[1].History != nil {
+		t.Fatalf("listed d1 with its history %+v: lists leave it out", got[1].History)
+	}
+	d, err := q.Delivery(ctx, "d1")
+	if err != nil || d.Status != store.DeliverySucceeded || !d.CreatedAt.Equal(t0) || len(d.History) != 2 ||
+		d.History[0].StatusCode != 500 || d.History[1].StatusCode != 204 {
+		t.Fatalf("Delivery(d1) = %+v, %v; want succeeded, its first CreatedAt, both attempts in order", d, err)
 	}
 }
 
 // States recorded together share messages (at most 64 states, 64 KiB in
 // one; a larger state alone), the log reads them and the first form's
-// messages (older gateways') alike, and listing answers for the newest
-// DeliveryLogSize deliveries though the log's messages hold more.
+// messages (older gateways') alike, and listing answers for the
+// DeliveryLogSize deliveries updated last though the log's messages hold
+// more.
 func TestQueueDeliveryLogPacked(t *testing.T) {
 	nc := connect(t, startServer(t, t.TempDir()))
 	l := mustOpen(t, natsjs.Config{Conn: nc, Stream: "PACKED", Prefix: "packed", MaxMsgs: 100, DeliveryLogSize: 30})
@@ -112,11 +122,18 @@ func TestQueueDeliveryLogPacked(t *testing.T) {
 	if si.State.Msgs != 5 {
 		t.Fatalf("delivery log holds %d messages, want 5 (2 of the first form, 42 states packed in 3)", si.State.Msgs)
 	}
-	if len(got) != 30 || got[0].ID != "d40" || got[0].Status != store.DeliveryFailed || got[29].ID != "d11" {
-		t.Fatalf("got %d deliveries, first %+v, want the newest 30 (d40 failed … d11)", len(got), got[0])
+	// The 30 updated last: d40 (failed), d00 (succeeded), d39 … d12;
+	// newest first by creation.
+	if len(got) != 30 || got[0].ID != "d40" || got[0].Status != store.DeliveryFailed || got[28].ID != "d12" ||
+		got[29].ID != "d00" || got[29].Status != store.DeliverySucceeded {
+		t.Fatalf("got %d deliveries, first %+v, last two %+v; want the 30 updated last (d40 failed … d12, then d00 succeeded)",
+			len(got), got[0], got[28:])
 	}
-	if d, err := q.Delivery(ctx, "d00"); err == nil {
-		t.Fatalf("Delivery(d00) = %+v, want not found: older than the newest 30", d)
+	if d, err := q.Delivery(ctx, "d11"); err == nil {
+		t.Fatalf("Delivery(d11) = %+v, want not found: not among the 30 updated last", d)
+	}
+	if d, err := q.Delivery(ctx, "d00"); err != nil || d.Status != store.DeliverySucceeded || d.WebhookID != "wh_p" {
+		t.Fatalf("Delivery(d00) = %+v, %v; want its latest state, succeeded", d, err)
 	}
 	if d, err := q.Delivery(ctx, "d21"); err != nil || len(d.LastError) != 64<<10 {
 		t.Fatalf("Delivery(d21) = %d-byte error, %v; want the 64 KiB state", len(d.LastError), err)
