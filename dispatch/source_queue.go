@@ -352,7 +352,15 @@ func (s *queueSource) takeLocked(m store.Queued, now time.Time) (bool, func() er
 		return false, m.Msg.Ack
 	}
 	if dl == nil {
-		dl = &delivery{Delivery: store.Delivery{ID: id, WebhookID: e.id, EventSeq: m.Seq, EventID: m.ID, CreatedAt: now}}
+		created := now
+		if m.Delivered > 1 && m.StoredAt > 0 {
+			// Another gateway took it first (a retry, or a handover): it
+			// was created then, not now. The event's store time is the
+			// nearest this gateway knows, so that the shared log does
+			// not list it as new.
+			created = time.Unix(0, m.StoredAt)
+		}
+		dl = &delivery{Delivery: store.Delivery{ID: id, WebhookID: e.id, EventSeq: m.Seq, EventID: m.ID, CreatedAt: created}}
 		e.addLocked(dl)
 	}
 	dl.rec, dl.msg, dl.typ = m.Record, m.Msg, m.Type

@@ -420,3 +420,28 @@ func TestTakeRechecksBoundsAfterChaining(t *testing.T) {
 		}
 	})
 }
+
+// TestTakenOverDeliveryKeepsItsAge: a delivery the queue hands this
+// gateway for a second time (a retry another gateway scheduled, or a
+// handover) without a state of it here is dated by its event's store
+// time, not by now: the shared log lists it by when it was created, and
+// reads only its newest states.
+func TestTakenOverDeliveryKeepsItsAge(t *testing.T) {
+	_, e, src := queueEndpoint(t, &sharedLogQueue{})
+	defer e.workerWG.Wait()
+	defer e.cancel()
+	stored := time.Now().Add(-time.Hour).Truncate(time.Second)
+	src.pulls = []*pull{{asked: 2, end: func() {}}}
+	for seq, delivered := range map[uint64]int{1: 1, 2: 3} {
+		src.received(store.Queued{Record: store.Record{Seq: seq, ID: fmt.Sprint("e", seq), Type: "a", StoredAt: stored.UnixNano()},
+			Delivered: delivered, Msg: settleRecorder{told: new([]string)}}, true)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if dl := e.log.find(queuedID(2)); dl == nil || !dl.CreatedAt.Equal(stored) {
+		t.Fatalf("taken over: %+v, want created at the event's store time %v", dl, stored)
+	}
+	if dl := e.log.find(queuedID(1)); dl == nil || dl.CreatedAt.Before(stored.Add(time.Minute)) {
+		t.Fatalf("first taken: %+v, want created now", dl)
+	}
+}

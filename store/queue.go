@@ -60,8 +60,9 @@ type DeliveryQueue interface {
 	// be lost with the connection). States recorded together may share
 	// the store's work: pass what is noted at once, not one at a time.
 	Record(ds ...Delivery)
-	// Deliveries returns up to limit deliveries from the shared log,
-	// newest first, only those in status unless it is "".
+	// Deliveries returns up to limit deliveries from the shared log, of
+	// those updated last, newest first (by CreatedAt), only those in
+	// status unless it is "", each its latest state without History.
 	Deliveries(ctx context.Context, status DeliveryStatus, limit int) ([]Delivery, error)
 	// Count adds to the webhook's shared totals of deliveries that ended
 	// succeeded and failed, without waiting (best effort, as Record).

@@ -341,7 +341,7 @@ func (q *queue) Record(ds ...store.Delivery) {
 	for i := range ds {
 		c := compactOf(&ds[i])
 		b, _ := json.Marshal(&c) // plain struct: never fails
-		if n > 0 && (n == recordPackStates || len(pack)+1+len(b) > recordPackBytes) {
+		if n > 0 && (n == recordPackStates || len(pack)+len(",")+len(b)+len("]") > recordPackBytes) {
 			send()
 		}
 		if n == 0 {
