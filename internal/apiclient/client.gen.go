@@ -2679,7 +2679,9 @@ type ClientInterface interface {
 	// A delivery that used up its attempts stays in the log as `failed`.
 	// Entries are light: a delivery's attempts, their responses and its
 	// event are in `GET …/deliveries/{delivery_id}`. To page back, pass
-	// the last `id` of a page as `before`.
+	// the last `id` of a page as `before`. The log keeps the newest 1000
+	// deliveries per webhook; with `--store nats` it is shared by every
+	// gateway and keeps the 1000 updated last.
 	//
 	// Corresponds with GET /v1/webhooks/{id}/deliveries (the `ListDeliveries` operationId).
 	ListDeliveries(ctx context.Context, id WebhookId, params *ListDeliveriesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3533,7 +3535,9 @@ func (c *Client) UpdateWebhook(ctx context.Context, id WebhookId, body UpdateWeb
 // A delivery that used up its attempts stays in the log as `failed`.
 // Entries are light: a delivery's attempts, their responses and its
 // event are in `GET …/deliveries/{delivery_id}`. To page back, pass
-// the last `id` of a page as `before`.
+// the last `id` of a page as `before`. The log keeps the newest 1000
+// deliveries per webhook; with `--store nats` it is shared by every
+// gateway and keeps the 1000 updated last.
 //
 // Corresponds with GET /v1/webhooks/{id}/deliveries (the `ListDeliveries` operationId).
 func (c *Client) ListDeliveries(ctx context.Context, id WebhookId, params *ListDeliveriesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -5410,7 +5414,9 @@ type ClientWithResponsesInterface interface {
 	// A delivery that used up its attempts stays in the log as `failed`.
 	// Entries are light: a delivery's attempts, their responses and its
 	// event are in `GET …/deliveries/{delivery_id}`. To page back, pass
-	// the last `id` of a page as `before`.
+	// the last `id` of a page as `before`. The log keeps the newest 1000
+	// deliveries per webhook; with `--store nats` it is shared by every
+	// gateway and keeps the 1000 updated last.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -8062,7 +8068,9 @@ func (c *ClientWithResponses) UpdateWebhookWithResponse(ctx context.Context, id 
 // A delivery that used up its attempts stays in the log as `failed`.
 // Entries are light: a delivery's attempts, their responses and its
 // event are in `GET …/deliveries/{delivery_id}`. To page back, pass
-// the last `id` of a page as `before`.
+// the last `id` of a page as `before`. The log keeps the newest 1000
+// deliveries per webhook; with `--store nats` it is shared by every
+// gateway and keeps the 1000 updated last.
 //
 // Returns a wrapper object for the known response body format(s).
 //
