@@ -157,12 +157,7 @@ func (s *queueSource) take(can bool, free int, draining bool, _ *[]store.Record,
 	// free is what step counted; a worker may have chained into those
 	// slots (or spent those tokens) since: check again.
 	for can && free > 0 && len(s.ready) > 0 && e.canStartLocked(now) {
-		m := s.ready[0]
-		s.ready[0] = store.Queued{}
-		s.ready = s.ready[1:]
-		s.readyAt = s.readyAt[1:]
-		s.readyBytes -= len(m.JSON)
-		launched, settle := s.takeLocked(m, now)
+		launched, settle := s.takeLocked(s.popReadyLocked(), now)
 		if launched {
 			free--
 		}
@@ -226,12 +221,7 @@ func (s *queueSource) chainLocked(now time.Time) (settles []func() error) {
 	e := s.e
 	for len(s.ready) > 0 && e.ctx.Err() == nil && len(e.due) == 0 && e.replay == nil && !e.deleted && e.hook.Enabled &&
 		!e.hook.AwaitingHandshake && !e.d.draining() && e.canStartLocked(now) {
-		m := s.ready[0]
-		s.ready[0] = store.Queued{}
-		s.ready = s.ready[1:]
-		s.readyAt = s.readyAt[1:]
-		s.readyBytes -= len(m.JSON)
-		launched, settle := s.takeLocked(m, now)
+		launched, settle := s.takeLocked(s.popReadyLocked(), now)
 		if settle != nil {
 			settles = append(settles, settle)
 		}
@@ -240,6 +230,16 @@ func (s *queueSource) chainLocked(now time.Time) (settles []func() error) {
 		}
 	}
 	return settles
+}
+
+// popReadyLocked takes the oldest prefetched delivery out of ready.
+func (s *queueSource) popReadyLocked() store.Queued {
+	m := s.ready[0]
+	s.ready[0] = store.Queued{}
+	s.ready = s.ready[1:]
+	s.readyAt = s.readyAt[1:]
+	s.readyBytes -= len(m.JSON)
+	return m
 }
 
 // handBackLocked returns the prefetched deliveries to the queue, to be
