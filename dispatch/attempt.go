@@ -68,7 +68,8 @@ func (e *endpoint) submitLocked(j attemptJob) {
 // starts the next prefetched delivery itself (measured on embedded NATS,
 // draining a backlog: +11% over handing each result to the endpoint
 // goroutine, whose turn on a busy CPU held the slots up); the endpoint
-// goroutine is poked to refill the prefetch and flush the states noted.
+// goroutine is poked only when that leaves it work (needsRunLocked, or
+// the queue's needsEndpointLocked: a pull to make, states to write).
 // Otherwise (the log's cursor at high rates) the result goes to the
 // endpoint goroutine: attempts that overlap are booked together before
 // the endpoint reads the log once for the slots they free, with no worker
@@ -81,13 +82,16 @@ func (e *endpoint) settle(direct bool, r result) {
 		return
 	}
 	if e.chain {
-		e.finish(r)
+		wake := e.finish(r)
 		qs := e.src.(*queueSource)
 		e.mu.Lock()
 		settles := qs.chainLocked(time.Now())
+		wake = wake || qs.needsEndpointLocked()
 		e.mu.Unlock()
 		qs.settle(settles)
-		e.poke()
+		if wake {
+			e.poke()
+		}
 		return
 	}
 	if e.finish(r) {

@@ -71,6 +71,7 @@ type queueSource struct {
 	// shown is the most totals answered (they never go back, though a
 	// read may not see an addition yet).
 	counts    [2]uint64 // succeeded, failed
+	newCounts bool      // counts noted since the endpoint goroutine last flushed
 	countsDue time.Time // when counts must go out: countEvery after the first
 	read      [2]uint64
 	readAt    time.Time
@@ -230,6 +231,21 @@ func (s *queueSource) chainLocked(now time.Time) (settles []func() error) {
 		}
 	}
 	return settles
+}
+
+// needsEndpointLocked reports whether, after a worker chained, the
+// endpoint goroutine has work: states or counts noted that its timer does
+// not know of yet (the first since a flush) or that are due at once, a
+// prefetch low enough for a pull (as take decides), or nothing left in
+// flight (the endpoint may be idle, or drained).
+func (s *queueSource) needsEndpointLocked() bool {
+	e := s.e
+	if e.inFlight == 0 || len(s.records) == 1 || len(s.records) >= recordsPerFlush || s.newCounts {
+		return true
+	}
+	prefetch := s.prefetchLocked()
+	want := e.d.cfg.Concurrency - e.inFlight + prefetch - len(s.ready) - s.asked
+	return want >= max(1, (e.d.cfg.Concurrency+prefetch)/2)
 }
 
 // popReadyLocked takes the oldest prefetched delivery out of ready.

@@ -36,6 +36,7 @@ const totalsTTL = time.Second
 func (s *queueSource) countLocked(ok bool) {
 	if s.counts == [2]uint64{} {
 		s.countsDue = time.Now().Add(countEvery)
+		s.newCounts = true
 	}
 	if ok {
 		s.counts[0]++
@@ -104,6 +105,7 @@ func (s *queueSource) flush(final bool) time.Time {
 		counts, s.counts = s.counts, [2]uint64{}
 		s.readAt = time.Time{} // read them again: they have moved
 	}
+	s.newCounts = false
 	var due time.Time
 	if s.counts != [2]uint64{} {
 		due = s.countsDue
