@@ -66,6 +66,7 @@ type queueSource struct {
 	lag        uint64
 	records    []store.Delivery // states for the shared delivery log, written by flush
 	recordsDue time.Time        // when records must go out: recordLinger after the first
+	newRecords bool             // records noted since the endpoint goroutine last flushed
 	// counts are final outcomes not yet added to the shared totals
 	// (flush adds them); read is the totals as last read, at readAt;
 	// shown is the most totals answered (they never go back, though a
@@ -234,13 +235,14 @@ func (s *queueSource) chainLocked(now time.Time) (settles []func() error) {
 }
 
 // needsEndpointLocked reports whether, after a worker chained, the
-// endpoint goroutine has work: states or counts noted that its timer does
-// not know of yet (the first since a flush) or that are due at once, a
+// endpoint goroutine has work: states or counts noted since its last
+// flush (its timer does not know of them: flags, since two workers may
+// note before either asks) or due at once, a
 // prefetch low enough for a pull (as take decides), or nothing left in
 // flight (the endpoint may be idle, or drained).
 func (s *queueSource) needsEndpointLocked() bool {
 	e := s.e
-	if e.inFlight == 0 || len(s.records) == 1 || len(s.records) >= recordsPerFlush || s.newCounts {
+	if e.inFlight == 0 || s.newRecords || len(s.records) >= recordsPerFlush || s.newCounts {
 		return true
 	}
 	prefetch := s.prefetchLocked()

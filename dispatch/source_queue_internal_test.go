@@ -545,3 +545,48 @@ func TestChainedQueueDrains(t *testing.T) {
 		t.Fatalf("%d attempts for %d deliveries", got, n)
 	}
 }
+
+// TestTwoFinishesStillWakeForTheirStates: two chaining workers book
+// their attempts (each a retry: no counts) before either asks whether
+// the endpoint goroutine has work; the states they noted are the first
+// since its last flush, so its timer knows nothing of them: one of them
+// must poke it, or the states wait for whatever wakes it next (up to the
+// pull's fetchWait).
+func TestTwoFinishesStillWakeForTheirStates(t *testing.T) {
+	ring := store.NewRing(16)
+	defer func() { _ = ring.Close() }()
+	d := New(gateway.NewPublisher(ring), Config{AllowPrivateTargets: true, Concurrency: 3})
+	e, err := d.newEndpoint(store.Webhook{ID: "wh_q", URL: "http://127.0.0.1:9/hook", Enabled: true, Secret: signature.NewSecret()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.cancel()
+	src := &queueSource{e: e, q: &sharedLogQueue{}}
+	e.src = src
+	told := []string{}
+	now := time.Now()
+	e.mu.Lock()
+	e.chain = true
+	e.workers = 3 // no worker goroutines: the test plays them
+	src.pulls = []*pull{{asked: 20, end: func() {}}}
+	src.asked = 20 // a pull open on an idle queue: no pull to make
+	for seq := uint64(1); seq <= 3; seq++ {
+		src.takeLocked(store.Queued{Record: store.Record{Seq: seq, ID: "e", Type: "a"}, Delivered: 1, Msg: settleRecorder{told: &told}}, now)
+	}
+	e.mu.Unlock()
+	j := [3]attemptJob{<-e.jobs, <-e.jobs, <-e.jobs}
+	if due := src.flush(false); !due.IsZero() { // the endpoint goroutine's last flush: nothing noted
+		t.Fatalf("flush due at %v, want nothing noted", due)
+	}
+	wakeA := e.finish(result{dl: j[0].dl, start: now, status: http.StatusInternalServerError})
+	wakeB := e.finish(result{dl: j[1].dl, start: now, status: http.StatusInternalServerError})
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	src.chainLocked(time.Now())
+	wakeA = wakeA || src.needsEndpointLocked()
+	src.chainLocked(time.Now())
+	wakeB = wakeB || src.needsEndpointLocked()
+	if !wakeA && !wakeB && len(src.records) > 0 {
+		t.Fatalf("%d states noted and neither worker wakes the endpoint goroutine", len(src.records))
+	}
+}

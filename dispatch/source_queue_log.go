@@ -86,6 +86,7 @@ func (s *queueSource) recordLocked(dl *delivery) {
 	}
 	if len(s.records) == 0 {
 		s.recordsDue = time.Now().Add(recordLinger)
+		s.newRecords = true
 	}
 	s.records = append(s.records, d)
 }
@@ -105,7 +106,7 @@ func (s *queueSource) flush(final bool) time.Time {
 		counts, s.counts = s.counts, [2]uint64{}
 		s.readAt = time.Time{} // read them again: they have moved
 	}
-	s.newCounts = false
+	s.newCounts, s.newRecords = false, false
 	var due time.Time
 	if s.counts != [2]uint64{} {
 		due = s.countsDue
