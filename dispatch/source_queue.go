@@ -167,11 +167,7 @@ func (s *queueSource) take(can bool, free int, draining bool, _ *[]store.Record,
 			settles = append(settles, settle)
 		}
 	}
-	prefetch := s.prefetchLocked()
-	want := free + prefetch - len(s.ready) - s.asked
-	// Pull in batches, not one round trip per delivery: a small pull
-	// only when the endpoint would otherwise sit idle.
-	batch := max(1, (e.d.cfg.Concurrency+prefetch)/2)
+	want, batch := s.pullWantLocked(free)
 	idle := len(s.pulls) == 0 && len(s.ready) == 0 && e.inFlight == 0
 	if len(s.readyAt) > 0 { // wake up to keep the oldest if it still waits then
 		oldest := s.readyAt[0]
@@ -245,9 +241,18 @@ func (s *queueSource) needsEndpointLocked() bool {
 	if e.inFlight == 0 || s.newRecords || len(s.records) >= recordsPerFlush || s.newCounts {
 		return true
 	}
+	want, batch := s.pullWantLocked(e.d.cfg.Concurrency - e.inFlight)
+	return want >= batch
+}
+
+// pullWantLocked returns how many deliveries a pull would ask for with
+// free slots (what they and the prefetch have room for, less what is
+// prefetched and asked already), and the smallest pull worth making:
+// pulls go in batches, not one round trip per delivery (take makes a
+// smaller one only when the endpoint would otherwise sit idle).
+func (s *queueSource) pullWantLocked(free int) (want, batch int) {
 	prefetch := s.prefetchLocked()
-	want := e.d.cfg.Concurrency - e.inFlight + prefetch - len(s.ready) - s.asked
-	return want >= max(1, (e.d.cfg.Concurrency+prefetch)/2)
+	return free + prefetch - len(s.ready) - s.asked, max(1, (s.e.d.cfg.Concurrency+prefetch)/2)
 }
 
 // popReadyLocked takes the oldest prefetched delivery out of ready.

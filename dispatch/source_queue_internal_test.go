@@ -449,13 +449,19 @@ func TestTakenOverDeliveryKeepsItsAge(t *testing.T) {
 }
 
 // feedQueue is a queue of n deliveries, handed out in order by Fetch;
-// it records the states and acks it is given.
+// it records the states and acks it is given, and closes drained once
+// all n are acked and recorded succeeded.
 type feedQueue struct {
 	store.DeliveryQueue
-	mu      sync.Mutex
-	next, n uint64
-	states  map[string]store.DeliveryStatus
-	acked   int
+	mu        sync.Mutex
+	next, n   uint64
+	succeeded map[string]bool // recorded succeeded
+	acked     int
+	drained   chan struct{}
+}
+
+func newFeedQueue(n uint64) *feedQueue {
+	return &feedQueue{n: n, succeeded: map[string]bool{}, drained: make(chan struct{})}
 }
 
 func (q *feedQueue) Fetch(ctx context.Context, want, _ int) (<-chan store.Queued, error) {
@@ -475,30 +481,40 @@ func (q *feedQueue) Record(ds ...store.Delivery) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, d := range ds {
-		q.states[d.ID] = d.Status
+		if d.Status == store.DeliverySucceeded {
+			q.succeeded[d.ID] = true
+		}
 	}
+	q.checkLocked()
 }
 
 func (q *feedQueue) Count(uint64, uint64) {}
 
-// succeeded counts the deliveries acked and recorded succeeded.
-func (q *feedQueue) succeeded() (acked, recorded int) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	for _, st := range q.states {
-		if st == store.DeliverySucceeded {
-			recorded++
+// checkLocked closes drained once every delivery is acked and recorded.
+func (q *feedQueue) checkLocked() {
+	if uint64(q.acked) == q.n && uint64(len(q.succeeded)) == q.n {
+		select {
+		case <-q.drained:
+		default:
+			close(q.drained)
 		}
 	}
-	return q.acked, recorded
+}
+
+// progress returns the deliveries acked and recorded succeeded so far.
+func (q *feedQueue) progress() (acked, recorded int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.acked, len(q.succeeded)
 }
 
 type feedSettler struct{ q *feedQueue }
 
 func (s feedSettler) Ack() error {
 	s.q.mu.Lock()
+	defer s.q.mu.Unlock()
 	s.q.acked++
-	s.q.mu.Unlock()
+	s.q.checkLocked()
 	return nil
 }
 func (feedSettler) NakWithDelay(time.Duration) error { return nil }
@@ -519,7 +535,7 @@ func TestChainedQueueDrains(t *testing.T) {
 	}))
 	defer srv.Close()
 	_, e, _ := queueEndpoint(t, nil)
-	q := &feedQueue{n: n, states: map[string]store.DeliveryStatus{}}
+	q := newFeedQueue(n)
 	e.src = &queueSource{e: e, q: q}
 	e.mu.Lock()
 	e.hook.URL = srv.URL
@@ -527,19 +543,11 @@ func TestChainedQueueDrains(t *testing.T) {
 	done := make(chan struct{})
 	go func() { e.run(); close(done) }()
 	defer func() { e.cancel(); <-done }()
-	deadline := time.After(30 * time.Second)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		acked, recorded := q.succeeded()
-		if acked == n && recorded == n {
-			break
-		}
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("after 30 s: %d attempts, %d acked, %d recorded succeeded, of %d", attempts.Load(), acked, recorded, n)
-		}
+	select {
+	case <-q.drained:
+	case <-time.After(30 * time.Second):
+		acked, recorded := q.progress()
+		t.Fatalf("after 30 s: %d attempts, %d acked, %d recorded succeeded, of %d", attempts.Load(), acked, recorded, n)
 	}
 	if got := attempts.Load(); got != n {
 		t.Fatalf("%d attempts for %d deliveries", got, n)

@@ -155,14 +155,7 @@ func TestQueuePullEndedHandsBack(t *testing.T) {
 	for range stale { // closed once its ctx ended
 		t.Fatal("the ended pull brought a delivery")
 	}
-	if _, err := l.Append(ctx, []store.Event{{ID: "e1", Type: "a.b", Source: "t", Data: []byte(`1`)}}, nil); err != nil {
-		t.Fatal(err)
-	}
-	ch, err := q.Fetch(ctx, 1, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, ok := <-ch
+	m, ok := appendAndPullOne(ctx, t, l, q)
 	if !ok {
 		t.Fatal("the pull ended with nothing: the delivery is stuck with the ended pull until AckWait")
 	}
@@ -239,14 +232,7 @@ func TestQueueInProgressHolds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := l.Append(ctx, []store.Event{{ID: "e1", Type: "a.b", Source: "t", Data: []byte(`1`)}}, nil); err != nil {
-		t.Fatal(err)
-	}
-	first, err := q.Fetch(ctx, 1, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, ok := <-first
+	m, ok := appendAndPullOne(ctx, t, l, q)
 	if !ok {
 		t.Fatal("no delivery")
 	}
@@ -278,4 +264,19 @@ func TestQueueInProgressHolds(t *testing.T) {
 	if err := m.Msg.InProgress(); err != nil {
 		t.Fatalf("InProgress after Ack: %v, want a no-op", err)
 	}
+}
+
+// appendAndPullOne appends event e1 (type a.b) to l and pulls one
+// delivery from q; ok is false when the pull ended with nothing.
+func appendAndPullOne(ctx context.Context, t *testing.T, l *natsjs.Log, q store.DeliveryQueue) (store.Queued, bool) {
+	t.Helper()
+	if _, err := l.Append(ctx, []store.Event{{ID: "e1", Type: "a.b", Source: "t", Data: []byte(`1`)}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := q.Fetch(ctx, 1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, ok := <-ch
+	return m, ok
 }
