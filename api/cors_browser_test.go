@@ -73,7 +73,9 @@ func TestCORSInChromium(t *testing.T) {
 
 	t.Run("allowed origin", func(t *testing.T) {
 		p := open(t, app.URL)
-		p.waitJS("the event on both streams", `r.sse === "cors.browser" && r.ws === "cors.browser"`)
+		// The streams may bring the event before fetch has read its answer.
+		p.waitJS("the event on both streams and the fetch's answer",
+			`r.sse === "cors.browser" && r.ws === "cors.browser" && r.posted !== "" && r.posted !== "sending"`)
 		if got := eval[string](p, `r.posted`); got != "202 seq 1" {
 			t.Fatalf("fetch from the page: %q, want 202 seq 1", got)
 		}
