@@ -34,6 +34,15 @@ import (
 // flight while the next is being gathered, so a busy gateway sends few,
 // large batches instead of one round trip per request.
 //
+// Atomic batches are held back, though, while a round with batches is in
+// flight, unless what is queued fills a whole batch (MaxBatch events):
+// a stream commits its atomic batches one at a time, and each costs it a
+// fixed amount besides its events (on file storage with one replica,
+// nats-server stages every batch in a file store of its own: directory,
+// files, two fsyncs), so a second round of a few requests would only
+// wait behind the first and cost that again, where one round after it
+// carries them all. Single events go out at once either way.
+//
 // Bounds: the queue holds at most MaxPending events and MaxPendingBytes
 // bytes (a request larger than either is admitted alone into an empty
 // queue); beyond that Append waits for room, honouring its ctx. A round
@@ -82,7 +91,12 @@ type committer struct {
 	queue  []*appendReq
 	events int
 	bytes  int
-	closed bool
+	// batchEvents counts the queued events of requests of several (an
+	// atomic batch's), batchRounds the rounds with such requests that
+	// writers have taken and not yet finished (done).
+	batchEvents int
+	batchRounds int
+	closed      bool
 	space  chan struct{} // closed when room is made; nil when nobody waits
 	work   chan struct{} // 1 slot: the queue may be non-empty
 }
@@ -114,6 +128,9 @@ func (c *committer) enqueue(ctx context.Context, deadline time.Time, r *appendRe
 			c.queue = append(c.queue, r)
 			c.events += n
 			c.bytes += r.bytes
+			if n > 1 {
+				c.batchEvents += n
+			}
 			c.mu.Unlock()
 			c.signal()
 			return nil
@@ -142,7 +159,11 @@ func (c *committer) enqueue(ctx context.Context, deadline time.Time, r *appendRe
 // while they fit in groupsPerRound atomic batches of maxBatch events, in
 // groupsPerRound*maxBatch events in all (single events included, so that
 // a round's acknowledgements fit the writer's subscription) and in
-// roundBytes (at least one request). It waits for work; nil means closed.
+// roundBytes (at least one request). While a round with batches is in
+// flight and fewer than maxBatch batch events are queued, it takes the
+// single events only and leaves the batches queued (see the top of this
+// file). It waits for work; nil means closed. A round taken is reported
+// to done once committed.
 func (c *committer) take(maxBatch int, stop <-chan struct{}) []*appendReq {
 	for {
 		select {
@@ -155,12 +176,12 @@ func (c *committer) take(maxBatch int, stop <-chan struct{}) []*appendReq {
 			c.mu.Unlock()
 			return nil
 		}
+		batches := c.batchRounds == 0 || c.batchEvents >= maxBatch
+		var round []*appendReq
 		if len(c.queue) > 0 {
-			var (
-				n, events, bytes, groups, fill int
-			)
-			for n < len(c.queue) {
-				r := c.queue[n]
+			var events, bytes, groups, fill, batchEvents int
+			kept := c.queue[:0] // the requests left queued, in order
+			for i, r := range c.queue {
 				k := len(r.uniq)
 				g, f := groups, fill
 				if k > 1 {
@@ -169,28 +190,42 @@ func (c *committer) take(maxBatch int, stop <-chan struct{}) []*appendReq {
 					}
 					f += k
 				}
-				if n > 0 && (g > groupsPerRound || events+k > groupsPerRound*maxBatch || bytes+r.bytes > roundBytes) {
+				full := len(round) > 0 && (g > groupsPerRound || events+k > groupsPerRound*maxBatch || bytes+r.bytes > roundBytes)
+				if full {
+					kept = append(kept, c.queue[i:]...)
 					break
 				}
+				if k > 1 && !batches {
+					kept = append(kept, r)
+					continue
+				}
+				round = append(round, r)
 				groups, fill = g, f
 				events += k
 				bytes += r.bytes
-				c.events -= k
-				n++
+				if k > 1 {
+					batchEvents += k
+				}
 			}
-			round := make([]*appendReq, n)
-			copy(round, c.queue)
-			c.queue = c.queue[:copy(c.queue, c.queue[n:])]
-			clear(c.queue[len(c.queue):cap(c.queue)])
+			clear(c.queue[len(kept):])
+			c.queue = kept
+			c.events -= events
 			c.bytes -= bytes
-			if c.space != nil {
+			c.batchEvents -= batchEvents
+			if batchEvents > 0 {
+				c.batchRounds++
+			}
+			if len(round) > 0 && c.space != nil {
 				close(c.space)
 				c.space = nil
 			}
-			more := len(c.queue) > 0
+		}
+		if len(round) > 0 {
+			// The other writer takes the rest, if it may.
+			more := len(c.queue) > 0 && (c.batchRounds == 0 || c.batchEvents >= maxBatch || c.batchEvents < c.events)
 			c.mu.Unlock()
 			if more {
-				c.signal() // the other writer takes the rest
+				c.signal()
 			}
 			return round
 		}
@@ -203,12 +238,29 @@ func (c *committer) take(maxBatch int, stop <-chan struct{}) []*appendReq {
 	}
 }
 
+// done reports a round that take returned as committed: batches held
+// back for it may go.
+func (c *committer) done(round []*appendReq) {
+	for _, r := range round {
+		if len(r.uniq) > 1 {
+			c.mu.Lock()
+			c.batchRounds--
+			held := c.batchEvents > 0
+			c.mu.Unlock()
+			if held {
+				c.signal()
+			}
+			return
+		}
+	}
+}
+
 // close fails every queued request with store.ErrClosed and wakes waiters.
 func (c *committer) close() {
 	c.mu.Lock()
 	c.closed = true
 	q := c.queue
-	c.queue, c.events, c.bytes = nil, 0, 0
+	c.queue, c.events, c.bytes, c.batchEvents = nil, 0, 0, 0
 	if c.space != nil {
 		close(c.space)
 		c.space = nil
@@ -259,6 +311,7 @@ func (w *writer) run(ctx context.Context) {
 			return
 		}
 		w.commit(ctx, round)
+		w.l.commit.done(round)
 	}
 }
 

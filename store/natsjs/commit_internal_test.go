@@ -1,0 +1,89 @@
+package natsjs
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// req is a queued Append of n distinct events.
+func req(n int) *appendReq {
+	r := &appendReq{ps: make([]pending, n), bytes: 100 * n, deadline: time.Now().Add(time.Minute),
+		done: make(chan struct{}), sent: make(chan struct{})}
+	for i := range n {
+		r.uniq = append(r.uniq, i)
+	}
+	return r
+}
+
+func enqueueAll(t *testing.T, c *committer, rs ...*appendReq) {
+	t.Helper()
+	for _, r := range rs {
+		if err := c.enqueue(context.Background(), r.deadline, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// sizes returns the event counts of a round's requests.
+func sizes(round []*appendReq) []int {
+	var out []int
+	for _, r := range round {
+		out = append(out, len(r.uniq))
+	}
+	return out
+}
+
+func equal(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// While a round with an atomic batch is in flight, the next batches wait
+// for it (one round after it carries them all) unless they fill a whole
+// batch; single events go at once; done lets the held batches go, in
+// queue order.
+func TestTakeHoldsBatchesBehindOneInFlight(t *testing.T) {
+	const maxBatch = 10
+	stop := make(chan struct{})
+	c := newCommitter(1000, 1<<20)
+
+	enqueueAll(t, c, req(3), req(1))
+	first := c.take(maxBatch, stop)
+	if got := sizes(first); !equal(got, []int{3, 1}) {
+		t.Fatalf("first round %v, want [3 1]: nothing in flight, everything goes", got)
+	}
+
+	enqueueAll(t, c, req(4), req(1), req(2), req(1))
+	second := c.take(maxBatch, stop)
+	if got := sizes(second); !equal(got, []int{1, 1}) {
+		t.Fatalf("round beside a batch in flight %v, want the single events [1 1]", got)
+	}
+	c.done(second) // no batch in it: the batches stay held
+	taken := make(chan []*appendReq, 1)
+	go func() { taken <- c.take(maxBatch, stop) }()
+	c.done(first)
+	if got := sizes(<-taken); !equal(got, []int{4, 2}) {
+		t.Fatalf("round after the batch committed %v, want the held batches [4 2]", got)
+	}
+
+	// Batches that fill a whole one go beside a round in flight.
+	enqueueAll(t, c, req(6), req(5))
+	if got := sizes(c.take(maxBatch, stop)); !equal(got, []int{6, 5}) {
+		t.Fatalf("round of a full batch's worth beside one in flight %v, want [6 5]", got)
+	}
+	if c.events != 0 || c.batchEvents != 0 || c.bytes != 0 || len(c.queue) != 0 {
+		t.Fatalf("queue left %d requests, %d events, %d in batches, %d bytes", len(c.queue), c.events, c.batchEvents, c.bytes)
+	}
+	close(stop)
+	if round := c.take(maxBatch, stop); round != nil {
+		t.Fatalf("take after stop: %v", sizes(round))
+	}
+}
