@@ -102,17 +102,23 @@ func endOnFailure(t *testing.T, h *gateway.Hub) {
 	})
 }
 
-// stuckSink lets the hello through and blocks every later Send until its
-// context ends, telling entered when it starts blocking.
+// stuckSink lets the hello and the first pass Sends of events through
+// and blocks every later Send until its context ends, telling entered
+// when it starts blocking.
 type stuckSink struct {
 	entered  chan struct{}
 	deadline chan bool // whether the blocked Send's ctx had a deadline
 	closed   chan string
+	pass     int
 }
 
 func (k *stuckSink) Send(ctx context.Context, meta []gateway.Meta, recs []store.Record) (int, error) {
 	if len(recs) == 0 {
 		return 1, nil // hello
+	}
+	if k.pass > 0 {
+		k.pass--
+		return 1, nil
 	}
 	_, ok := ctx.Deadline()
 	k.deadline <- ok
@@ -167,6 +173,39 @@ func TestHubWriteTimeout(t *testing.T) {
 			})
 		})
 	}
+}
+
+// The write timer is armed by the first Send and not reset by the next
+// ones: a Send that blocks after others went through is still ended
+// exactly WriteTimeout after its own start (the timer, firing for an
+// earlier Send's deadline, re-arms for it).
+func TestHubWriteTimeoutAfterEarlierSends(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ring := store.NewRing(1000)
+		h := startHub(t, ring, gateway.HubConfig{WriteTimeout: time.Second, Linger: -1})
+		sink := &stuckSink{entered: make(chan struct{}, 1), deadline: make(chan bool, 1), closed: make(chan string, 1), pass: 3}
+		done := serve(t, h, gateway.Subscription{}, sink)
+		endOnFailure(t, h)
+		synctest.Wait() // hello sent, waiting
+		for range 3 { // three Sends pass, 400 ms apart: the first armed the timer for 1 s
+			publish(t, ring, 1)
+			synctest.Wait()
+			time.Sleep(400 * time.Millisecond)
+		}
+		publish(t, ring, 1) // at 1.2 s: this Send blocks
+		<-sink.entered
+		<-sink.deadline
+		start := time.Now()
+		if err := <-done; !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Serve = %v, want context.DeadlineExceeded", err)
+		}
+		if d := time.Since(start); d != time.Second {
+			t.Fatalf("the blocked Send ended %v after it began, want WriteTimeout (1s)", d)
+		}
+		if c := <-sink.closed; !strings.HasPrefix(c, "abort: ") {
+			t.Fatalf("closed %q, want abort", c)
+		}
+	})
 }
 
 // Many Sends share one write deadline: each is bounded by WriteTimeout
