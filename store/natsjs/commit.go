@@ -35,7 +35,8 @@ import (
 // large batches instead of one round trip per request.
 //
 // Atomic batches are held back, though, while a round with batches is in
-// flight, unless what is queued fills a whole batch (MaxBatch events):
+// flight, unless what is queued fills a whole batch (MaxBatch events) or
+// a round's bytes, or an Append waits for room in the queue:
 // a stream commits its atomic batches one at a time, and each costs it a
 // fixed amount besides its events (on file storage with one replica,
 // nats-server stages every batch in a file store of its own: directory,
@@ -91,10 +92,12 @@ type committer struct {
 	queue  []*appendReq
 	events int
 	bytes  int
-	// batchEvents counts the queued events of requests of several (an
-	// atomic batch's), batchRounds the rounds with such requests that
-	// writers have taken and not yet finished (done).
+	// batchEvents and batchBytes count the queued events and bytes of
+	// requests of several (an atomic batch's), batchRounds the rounds
+	// with such requests that writers have taken and not yet finished
+	// (done).
 	batchEvents int
+	batchBytes  int
 	batchRounds int
 	closed      bool
 	space  chan struct{} // closed when room is made; nil when nobody waits
@@ -130,6 +133,7 @@ func (c *committer) enqueue(ctx context.Context, deadline time.Time, r *appendRe
 			c.bytes += r.bytes
 			if n > 1 {
 				c.batchEvents += n
+				c.batchBytes += r.bytes
 			}
 			c.mu.Unlock()
 			c.signal()
@@ -139,7 +143,11 @@ func (c *committer) enqueue(ctx context.Context, deadline time.Time, r *appendRe
 			c.space = make(chan struct{})
 		}
 		space := c.space
+		held := c.batchRounds > 0 && c.batchEvents > 0
 		c.mu.Unlock()
+		if held { // batches held back behind a round in flight may go now
+			c.signal()
+		}
 		if timeout == nil {
 			t := time.NewTimer(time.Until(deadline))
 			defer t.Stop()
@@ -160,9 +168,9 @@ func (c *committer) enqueue(ctx context.Context, deadline time.Time, r *appendRe
 // groupsPerRound*maxBatch events in all (single events included, so that
 // a round's acknowledgements fit the writer's subscription) and in
 // roundBytes (at least one request). While a round with batches is in
-// flight and fewer than maxBatch batch events are queued, it takes the
-// single events only and leaves the batches queued (see the top of this
-// file). It waits for work; nil means closed. A round taken is reported
+// flight, it takes the single events only and leaves the batches queued
+// (see the top of this file) unless they hold maxBatch events or
+// roundBytes bytes, or an Append waits for room. It waits for work; nil means closed. A round taken is reported
 // to done once committed.
 func (c *committer) take(maxBatch int, stop <-chan struct{}) []*appendReq {
 	for {
@@ -176,13 +184,17 @@ func (c *committer) take(maxBatch int, stop <-chan struct{}) []*appendReq {
 			c.mu.Unlock()
 			return nil
 		}
-		batches := c.batchRounds == 0 || c.batchEvents >= maxBatch
+		batches := c.mayTakeBatchesLocked(maxBatch)
 		var round []*appendReq
 		if len(c.queue) > 0 {
-			var events, bytes, groups, fill, batchEvents int
+			var events, bytes, groups, fill, batchEvents, batchBytes int
 			kept := c.queue[:0] // the requests left queued, in order
 			for i, r := range c.queue {
 				k := len(r.uniq)
+				if k > 1 && !batches {
+					kept = append(kept, r)
+					continue
+				}
 				g, f := groups, fill
 				if k > 1 {
 					if g == 0 || f+k > maxBatch {
@@ -195,16 +207,13 @@ func (c *committer) take(maxBatch int, stop <-chan struct{}) []*appendReq {
 					kept = append(kept, c.queue[i:]...)
 					break
 				}
-				if k > 1 && !batches {
-					kept = append(kept, r)
-					continue
-				}
 				round = append(round, r)
 				groups, fill = g, f
 				events += k
 				bytes += r.bytes
 				if k > 1 {
 					batchEvents += k
+					batchBytes += r.bytes
 				}
 			}
 			clear(c.queue[len(kept):])
@@ -212,6 +221,7 @@ func (c *committer) take(maxBatch int, stop <-chan struct{}) []*appendReq {
 			c.events -= events
 			c.bytes -= bytes
 			c.batchEvents -= batchEvents
+			c.batchBytes -= batchBytes
 			if batchEvents > 0 {
 				c.batchRounds++
 			}
@@ -222,7 +232,7 @@ func (c *committer) take(maxBatch int, stop <-chan struct{}) []*appendReq {
 		}
 		if len(round) > 0 {
 			// The other writer takes the rest, if it may.
-			more := len(c.queue) > 0 && (c.batchRounds == 0 || c.batchEvents >= maxBatch || c.batchEvents < c.events)
+			more := len(c.queue) > 0 && (c.batchEvents < c.events || c.mayTakeBatchesLocked(maxBatch))
 			c.mu.Unlock()
 			if more {
 				c.signal()
@@ -236,6 +246,13 @@ func (c *committer) take(maxBatch int, stop <-chan struct{}) []*appendReq {
 			return nil
 		}
 	}
+}
+
+// mayTakeBatchesLocked reports whether a round may take the queued
+// batches: none is in flight, or they fill a batch or a round's bytes, or
+// an Append waits for room (held batches must not keep it waiting).
+func (c *committer) mayTakeBatchesLocked(maxBatch int) bool {
+	return c.batchRounds == 0 || c.batchEvents >= maxBatch || c.batchBytes >= roundBytes || c.space != nil
 }
 
 // done reports a round that take returned as committed: batches held
@@ -260,7 +277,7 @@ func (c *committer) close() {
 	c.mu.Lock()
 	c.closed = true
 	q := c.queue
-	c.queue, c.events, c.bytes, c.batchEvents = nil, 0, 0, 0
+	c.queue, c.events, c.bytes, c.batchEvents, c.batchBytes = nil, 0, 0, 0, 0
 	if c.space != nil {
 		close(c.space)
 		c.space = nil

@@ -70,7 +70,7 @@ func TestTakeHoldsBatchesBehindOneInFlight(t *testing.T) {
 	taken := make(chan []*appendReq, 1)
 	go func() { taken <- c.take(maxBatch, stop) }()
 	c.done(first)
-	if got := sizes(<-taken); !equal(got, []int{4, 2}) {
+	if got := sizes(await(t, taken)); !equal(got, []int{4, 2}) {
 		t.Fatalf("round after the batch committed %v, want the held batches [4 2]", got)
 	}
 
@@ -86,4 +86,59 @@ func TestTakeHoldsBatchesBehindOneInFlight(t *testing.T) {
 	if round := c.take(maxBatch, stop); round != nil {
 		t.Fatalf("take after stop: %v", sizes(round))
 	}
+}
+
+// await returns what ch brings, failing the test if nothing comes soon (a
+// lost wake-up would otherwise hang it).
+func await[T any](t *testing.T, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(10 * time.Second):
+		t.Fatal("nothing came within 10s: a writer was not woken")
+		panic("unreachable")
+	}
+}
+
+// Held batches of large events do not keep a round's worth of bytes, or
+// an Append waiting for room, behind the round in flight: they go at once
+// (with few events, maxBatch alone would hold them).
+func TestTakeReleasesHeldBatchesOnBytes(t *testing.T) {
+	const maxBatch = 1000
+	big := func(n int) *appendReq { r := req(n); r.bytes = n * 100 << 10; return r } // 100 KiB events
+	t.Run("a round's bytes", func(t *testing.T) {
+		stop := make(chan struct{})
+		defer close(stop)
+		c := newCommitter(20_000, 64<<20)
+		enqueueAll(t, c, big(3))
+		c.take(maxBatch, stop) // a batch round in flight
+		enqueueAll(t, c, big(30), big(30), big(30)) // 9 MiB, 90 events
+		taken := make(chan []*appendReq, 1)
+		go func() { taken <- c.take(maxBatch, stop) }()
+		if got := sizes(await(t, taken)); len(got) == 0 || got[0] != 30 {
+			t.Fatalf("round beside one in flight %v, want the held batches (a round's bytes of them)", got)
+		}
+	})
+	t.Run("an Append waiting for room", func(t *testing.T) {
+		stop := make(chan struct{})
+		defer close(stop)
+		c := newCommitter(20_000, 4<<20)
+		enqueueAll(t, c, big(3))
+		first := c.take(maxBatch, stop) // a batch round in flight
+		enqueueAll(t, c, big(30)) // 3 MiB: below a round's bytes, and held
+		taken := make(chan []*appendReq, 1)
+		go func() { taken <- c.take(maxBatch, stop) }() // the other writer, waiting
+		single := big(1)
+		single.bytes = 2 << 20 // no room for it beside the held batch
+		queued := make(chan error, 1)
+		go func() { queued <- c.enqueue(context.Background(), single.deadline, single) }()
+		if got := sizes(await(t, taken)); !equal(got, []int{30}) {
+			t.Fatalf("round while an Append waits for room %v, want the held batch [30]", got)
+		}
+		if err := await(t, queued); err != nil {
+			t.Fatal(err)
+		}
+		c.done(first)
+	})
 }
