@@ -187,7 +187,7 @@ func TestHubWriteTimeoutAfterEarlierSends(t *testing.T) {
 		done := serve(t, h, gateway.Subscription{}, sink)
 		endOnFailure(t, h)
 		synctest.Wait() // hello sent, waiting
-		for range 3 { // three Sends pass, 400 ms apart: the first armed the timer for 1 s
+		for range 3 {   // three Sends pass, 400 ms apart: the first armed the timer for 1 s
 			publish(t, ring, 1)
 			synctest.Wait()
 			time.Sleep(400 * time.Millisecond)

@@ -100,8 +100,8 @@ type committer struct {
 	batchBytes  int
 	batchRounds int
 	closed      bool
-	space  chan struct{} // closed when room is made; nil when nobody waits
-	work   chan struct{} // 1 slot: the queue may be non-empty
+	space       chan struct{} // closed when room is made; nil when nobody waits
+	work        chan struct{} // 1 slot: the queue may be non-empty
 }
 
 func newCommitter(maxEvents, maxBytes int) *committer {

@@ -112,7 +112,7 @@ func TestTakeReleasesHeldBatchesOnBytes(t *testing.T) {
 		defer close(stop)
 		c := newCommitter(20_000, 64<<20)
 		enqueueAll(t, c, big(3))
-		c.take(maxBatch, stop) // a batch round in flight
+		c.take(maxBatch, stop)                      // a batch round in flight
 		enqueueAll(t, c, big(30), big(30), big(30)) // 9 MiB, 90 events
 		taken := make(chan []*appendReq, 1)
 		go func() { taken <- c.take(maxBatch, stop) }()
@@ -126,7 +126,7 @@ func TestTakeReleasesHeldBatchesOnBytes(t *testing.T) {
 		c := newCommitter(20_000, 4<<20)
 		enqueueAll(t, c, big(3))
 		first := c.take(maxBatch, stop) // a batch round in flight
-		enqueueAll(t, c, big(30)) // 3 MiB: below a round's bytes, and held
+		enqueueAll(t, c, big(30))       // 3 MiB: below a round's bytes, and held
 		taken := make(chan []*appendReq, 1)
 		go func() { taken <- c.take(maxBatch, stop) }() // the other writer, waiting
 		single := big(1)
