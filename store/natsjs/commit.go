@@ -170,8 +170,8 @@ func (c *committer) enqueue(ctx context.Context, deadline time.Time, r *appendRe
 // roundBytes (at least one request). While a round with batches is in
 // flight, it takes the single events only and leaves the batches queued
 // (see the top of this file) unless they hold maxBatch events or
-// roundBytes bytes, or an Append waits for room. It waits for work; nil means closed. A round taken is reported
-// to done once committed.
+// roundBytes bytes, or an Append waits for room. It waits for work; nil
+// means closed. A round taken is reported to done once committed.
 func (c *committer) take(maxBatch int, stop <-chan struct{}) []*appendReq {
 	for {
 		select {
