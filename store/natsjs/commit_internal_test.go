@@ -3,6 +3,7 @@ package natsjs
 import (
 	"context"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -120,25 +121,34 @@ func TestTakeReleasesHeldBatchesOnBytes(t *testing.T) {
 			t.Fatalf("round beside one in flight %v, want the held batches (a round's bytes of them)", got)
 		}
 	})
+	// In a bubble, so that the other writer is surely waiting for work
+	// before the Append comes: only the Append's signal can wake it.
 	t.Run("an Append waiting for room", func(t *testing.T) {
-		stop := make(chan struct{})
-		defer close(stop)
-		c := newCommitter(20_000, 4<<20)
-		enqueueAll(t, c, big(3))
-		first := c.take(maxBatch, stop) // a batch round in flight
-		enqueueAll(t, c, big(30))       // 3 MiB: below a round's bytes, and held
-		taken := make(chan []*appendReq, 1)
-		go func() { taken <- c.take(maxBatch, stop) }() // the other writer, waiting
-		single := big(1)
-		single.bytes = 2 << 20 // no room for it beside the held batch
-		queued := make(chan error, 1)
-		go func() { queued <- c.enqueue(context.Background(), single.deadline, single) }()
-		if got := sizes(await(t, taken)); !equal(got, []int{30}) {
-			t.Fatalf("round while an Append waits for room %v, want the held batch [30]", got)
-		}
-		if err := await(t, queued); err != nil {
-			t.Fatal(err)
-		}
-		c.done(first)
+		synctest.Test(t, func(t *testing.T) {
+			stop := make(chan struct{})
+			defer close(stop)
+			c := newCommitter(20_000, 4<<20)
+			enqueueAll(t, c, big(3))
+			first := c.take(maxBatch, stop) // a batch round in flight
+			enqueueAll(t, c, big(30))       // 3 MiB: below a round's bytes, and held
+			select {
+			case <-c.work: // its signal: the writer below must wait for another
+			default:
+			}
+			taken := make(chan []*appendReq, 1)
+			go func() { taken <- c.take(maxBatch, stop) }() // the other writer
+			synctest.Wait()                                 // it waits for work
+			single := big(1)
+			single.bytes = 2 << 20 // no room for it beside the held batch
+			queued := make(chan error, 1)
+			go func() { queued <- c.enqueue(context.Background(), single.deadline, single) }()
+			if got := sizes(await(t, taken)); !equal(got, []int{30}) {
+				t.Fatalf("round while an Append waits for room %v, want the held batch [30]", got)
+			}
+			if err := await(t, queued); err != nil {
+				t.Fatal(err)
+			}
+			c.done(first)
+		})
 	})
 }
