@@ -101,6 +101,7 @@ type committer struct {
 	batchRounds int
 	closed      bool
 	space       chan struct{} // closed when room is made; nil when nobody waits
+	waiting     int           // Appends waiting for room
 	work        chan struct{} // 1 slot: the queue may be non-empty
 }
 
@@ -143,6 +144,7 @@ func (c *committer) enqueue(ctx context.Context, deadline time.Time, r *appendRe
 			c.space = make(chan struct{})
 		}
 		space := c.space
+		c.waiting++
 		held := c.batchRounds > 0 && c.batchEvents > 0
 		c.mu.Unlock()
 		if held { // batches held back behind a round in flight may go now
@@ -153,12 +155,19 @@ func (c *committer) enqueue(ctx context.Context, deadline time.Time, r *appendRe
 			defer t.Stop()
 			timeout = t.C
 		}
+		var err error
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			err = ctx.Err()
 		case <-timeout:
-			return context.DeadlineExceeded
+			err = context.DeadlineExceeded
 		case <-space:
+		}
+		c.mu.Lock()
+		c.waiting--
+		c.mu.Unlock()
+		if err != nil {
+			return err
 		}
 	}
 }
@@ -252,7 +261,7 @@ func (c *committer) take(maxBatch int, stop <-chan struct{}) []*appendReq {
 // batches: none is in flight, or they fill a batch or a round's bytes, or
 // an Append waits for room (held batches must not keep it waiting).
 func (c *committer) mayTakeBatchesLocked(maxBatch int) bool {
-	return c.batchRounds == 0 || c.batchEvents >= maxBatch || c.batchBytes >= roundBytes || c.space != nil
+	return c.batchRounds == 0 || c.batchEvents >= maxBatch || c.batchBytes >= roundBytes || c.waiting > 0
 }
 
 // done reports a round that take returned as committed: batches held

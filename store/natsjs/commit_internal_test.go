@@ -2,6 +2,7 @@ package natsjs
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -120,6 +121,27 @@ func TestTakeReleasesHeldBatchesOnBytes(t *testing.T) {
 		if got := sizes(await(t, taken)); len(got) == 0 || got[0] != 30 {
 			t.Fatalf("round beside one in flight %v, want the held batches (a round's bytes of them)", got)
 		}
+	})
+	// An Append that gave up waiting no longer counts.
+	t.Run("an Append that gave up", func(t *testing.T) {
+		stop := make(chan struct{})
+		defer close(stop)
+		c := newCommitter(20_000, 4<<20)
+		enqueueAll(t, c, big(3))
+		first := c.take(maxBatch, stop) // a batch round in flight
+		enqueueAll(t, c, big(30))       // 3 MiB: held
+		single := big(1)
+		single.bytes = 2 << 20 // no room for it
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if err := c.enqueue(ctx, single.deadline, single); !errors.Is(err, context.Canceled) {
+			t.Fatalf("enqueue with an ended ctx and no room: %v", err)
+		}
+		enqueueAll(t, c, req(1))
+		if got := sizes(c.take(maxBatch, stop)); !equal(got, []int{1}) {
+			t.Fatalf("round after the Append gave up %v, want the single [1], the batch still held", got)
+		}
+		c.done(first)
 	})
 	// In a bubble, so that the other writer is surely waiting for work
 	// before the Append comes: only the Append's signal can wake it.
