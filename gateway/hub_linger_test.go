@@ -175,10 +175,9 @@ func TestHubWriteTimeout(t *testing.T) {
 	}
 }
 
-// The write timer is armed by the first Send and not reset by the next
-// ones: a Send that blocks after others went through is still ended
-// exactly WriteTimeout after its own start (the timer, firing for an
-// earlier Send's deadline, re-arms for it).
+// The deadline is each Send's own: a Send that blocks after others went
+// through is ended exactly WriteTimeout after its own start, not after
+// an earlier Send's.
 func TestHubWriteTimeoutAfterEarlierSends(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ring := store.NewRing(1000)
@@ -187,7 +186,7 @@ func TestHubWriteTimeoutAfterEarlierSends(t *testing.T) {
 		done := serve(t, h, gateway.Subscription{}, sink)
 		endOnFailure(t, h)
 		synctest.Wait() // hello sent, waiting
-		for range 3 {   // three Sends pass, 400 ms apart: the first armed the timer for 1 s
+		for range 3 {   // three Sends pass, 400 ms apart
 			publish(t, ring, 1)
 			synctest.Wait()
 			time.Sleep(400 * time.Millisecond)

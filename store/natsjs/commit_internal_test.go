@@ -3,6 +3,7 @@ package natsjs
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -36,18 +37,6 @@ func sizes(round []*appendReq) []int {
 	return out
 }
 
-func equal(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // While a round with an atomic batch is in flight, the next batches wait
 // for it (one round after it carries them all) unless they fill a whole
 // batch; single events go at once; done lets the held batches go, in
@@ -59,26 +48,26 @@ func TestTakeHoldsBatchesBehindOneInFlight(t *testing.T) {
 
 	enqueueAll(t, c, req(3), req(1))
 	first := c.take(maxBatch, stop)
-	if got := sizes(first); !equal(got, []int{3, 1}) {
+	if got := sizes(first); !slices.Equal(got, []int{3, 1}) {
 		t.Fatalf("first round %v, want [3 1]: nothing in flight, everything goes", got)
 	}
 
 	enqueueAll(t, c, req(4), req(1), req(2), req(1))
 	second := c.take(maxBatch, stop)
-	if got := sizes(second); !equal(got, []int{1, 1}) {
+	if got := sizes(second); !slices.Equal(got, []int{1, 1}) {
 		t.Fatalf("round beside a batch in flight %v, want the single events [1 1]", got)
 	}
 	c.done(second) // no batch in it: the batches stay held
 	taken := make(chan []*appendReq, 1)
 	go func() { taken <- c.take(maxBatch, stop) }()
 	c.done(first)
-	if got := sizes(await(t, taken)); !equal(got, []int{4, 2}) {
+	if got := sizes(await(t, taken)); !slices.Equal(got, []int{4, 2}) {
 		t.Fatalf("round after the batch committed %v, want the held batches [4 2]", got)
 	}
 
 	// Batches that fill a whole one go beside a round in flight.
 	enqueueAll(t, c, req(6), req(5))
-	if got := sizes(c.take(maxBatch, stop)); !equal(got, []int{6, 5}) {
+	if got := sizes(c.take(maxBatch, stop)); !slices.Equal(got, []int{6, 5}) {
 		t.Fatalf("round of a full batch's worth beside one in flight %v, want [6 5]", got)
 	}
 	if c.events != 0 || c.batchEvents != 0 || c.bytes != 0 || len(c.queue) != 0 {
@@ -138,7 +127,7 @@ func TestTakeReleasesHeldBatchesOnBytes(t *testing.T) {
 			t.Fatalf("enqueue with an ended ctx and no room: %v", err)
 		}
 		enqueueAll(t, c, req(1))
-		if got := sizes(c.take(maxBatch, stop)); !equal(got, []int{1}) {
+		if got := sizes(c.take(maxBatch, stop)); !slices.Equal(got, []int{1}) {
 			t.Fatalf("round after the Append gave up %v, want the single [1], the batch still held", got)
 		}
 		c.done(first)
@@ -164,7 +153,7 @@ func TestTakeReleasesHeldBatchesOnBytes(t *testing.T) {
 			single.bytes = 2 << 20 // no room for it beside the held batch
 			queued := make(chan error, 1)
 			go func() { queued <- c.enqueue(context.Background(), single.deadline, single) }()
-			if got := sizes(await(t, taken)); !equal(got, []int{30}) {
+			if got := sizes(await(t, taken)); !slices.Equal(got, []int{30}) {
 				t.Fatalf("round while an Append waits for room %v, want the held batch [30]", got)
 			}
 			if err := await(t, queued); err != nil {
