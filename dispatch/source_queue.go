@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -170,12 +171,7 @@ func (s *queueSource) take(can bool, free int, draining bool, _ *[]store.Record,
 	want, batch := s.pullWantLocked(free)
 	idle := len(s.pulls) == 0 && len(s.ready) == 0 && e.inFlight == 0
 	if len(s.readyAt) > 0 { // wake up to keep the oldest if it still waits then
-		oldest := s.readyAt[0]
-		for _, at := range s.readyAt[1:] {
-			if at.Before(oldest) {
-				oldest = at
-			}
-		}
+		oldest := slices.MinFunc(s.readyAt, time.Time.Compare)
 		wake = earliest(wake, oldest.Add(s.holdLimit()))
 	}
 	room := prefetchBytes - s.readyBytes

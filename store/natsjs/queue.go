@@ -468,11 +468,7 @@ func (q *queue) Delivery(ctx context.Context, id string) (store.Delivery, error)
 	if err != nil {
 		return store.Delivery{}, err
 	}
-	listed := false
-	for _, d := range q.newest(msgs) {
-		listed = listed || d.ID == id
-	}
-	if !listed {
+	if !slices.ContainsFunc(q.newest(msgs), func(d store.Delivery) bool { return d.ID == id }) {
 		return store.Delivery{}, fmt.Errorf("delivery %s: %w", id, store.ErrNotFound)
 	}
 	idJSON, _ := json.Marshal(id)
